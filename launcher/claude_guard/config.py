@@ -1,0 +1,280 @@
+"""Settings: defaults, then the TOML file, then `CLAUDE_GUARD_<KEY>` variables, each value with its source.
+
+This module is on the `claude` hot path: the TOML parser is imported only when a config file exists, and
+every key is declared once in `KEYS` (type, default, help), which also drives `claude-guard config`
+and the README table.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import paths
+from .errors import ExitCode, GuardError
+
+# The hot path must not import typing, re or dataclasses (each costs about a bare interpreter start).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
+
+_DURATION = r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$"
+_DURATION_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+_SIZE = r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b|%)?\s*$"
+
+
+class BadValue(ValueError):
+    """A value that does not fit its key; the message says what would."""
+
+
+def parse_duration(value: object) -> float:
+    if isinstance(value, bool):
+        raise BadValue("expected a duration such as 90, \"90s\", \"30m\" or \"2h\"")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        import re
+
+        m = re.match(_DURATION, str(value))
+        if not m:
+            raise BadValue("expected a duration such as 90, \"90s\", \"30m\" or \"2h\"")
+        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    if seconds < 0 or seconds != seconds:
+        raise BadValue("a duration cannot be negative")
+    return seconds
+
+
+def parse_size(value: object) -> float:
+    """Bytes (`2G`, `512MiB`, `1073741824`) or a share of total memory (`10%`, returned as a negative
+    fraction so the caller can tell the two apart: -0.10)."""
+    if isinstance(value, bool):
+        raise BadValue("expected a size such as \"2GiB\", \"512M\", a number of bytes, or \"10%\"")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise BadValue("a size cannot be negative")
+        return float(value)
+    import re
+
+    m = re.match(_SIZE, str(value), re.IGNORECASE)
+    if not m:
+        raise BadValue("expected a size such as \"2GiB\", \"512M\", a number of bytes, or \"10%\"")
+    number, unit = float(m.group(1)), (m.group(2) or "").lower()
+    if unit == "%":
+        if number > 100:
+            raise BadValue("a percentage is at most 100%")
+        return -number / 100.0
+    base = 1024 if "i" in unit else 1000
+    power = "bkmgt".index(unit[0]) if unit else 0
+    return number * base**power
+
+
+def _parse_int(minimum: int) -> Callable[[object], int]:
+    def parse(value: object) -> int:
+        if isinstance(value, bool):
+            raise BadValue(f"expected a whole number of at least {minimum}")
+        try:
+            number = int(str(value).strip()) if not isinstance(value, int) else value
+        except ValueError:
+            raise BadValue(f"expected a whole number of at least {minimum}") from None
+        if number < minimum:
+            raise BadValue(f"expected a whole number of at least {minimum}")
+        return number
+
+    return parse
+
+
+def parse_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise BadValue("expected true or false")
+
+
+def _choice(*choices: str) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        text = str(value).strip().lower()
+        if isinstance(value, str) and text in choices:
+            return text
+        raise BadValue("expected one of " + ", ".join(choices))
+
+    return parse
+
+
+def parse_list(value: object) -> list[str]:
+    """A TOML array of strings, or (from a variable) a comma-separated list."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise BadValue("expected a list of strings, e.g. [\"a\", \"b\"] (in a variable: a,b)")
+
+
+def parse_path(value: object) -> str:
+    if not isinstance(value, str):
+        raise BadValue("expected a path as a string")
+    return os.path.expanduser(value) if value else ""
+
+
+def _default_max_sessions() -> int:
+    """About 300 MB a session, within half the RAM, and at least 2."""
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 8
+    return max(2, int(total // 2 // (300 * 1024 * 1024)))
+
+
+# The markers a running session plants in its children's environment (see shared notes: real-claude.md).
+# An entry ending in `*` is a prefix. Configuration variables (CLAUDE_CODE_USE_BEDROCK,
+# CLAUDE_CODE_OAUTH_TOKEN, ...) are deliberately not here.
+DEFAULT_STRIP = [
+    "CLAUDECODE",
+    "CLAUDECODE_*",
+    "CLAUDE_CODE_SESSION_ID",
+    "CLAUDE_CODE_ENTRYPOINT",
+    "CLAUDE_PROJECT_DIR",
+    "CLAUDE_CODE_MESSAGING_SOCKET",
+    "CLAUDE_CODE_MESSAGING_SOCKET_TOKEN",
+    "CLAUDE_CODE_CHILD_NOTES_DIR",
+    "CLAUDE_CODE_LAUNCHED_BY_SESSION_IDS",
+    "CLAUDE_CODE_CHILD_SESSION",
+    "CLAUDE_CODE_SESSION_ATTENDED",
+    "CLAUDE_CODE_EXECPATH",
+    "CLAUDE_PID",
+    "CLAUDE_EFFORT",
+    "AI_AGENT",
+]
+
+
+class Key:
+    __slots__ = ("default", "help", "parse")
+
+    def __init__(self, parse: Callable[[object], Any], default: Callable[[], Any], help: str) -> None:
+        self.parse = parse
+        self.default = default
+        self.help = help
+
+
+KEYS: dict[str, Key] = {
+    # launch side
+    "real_claude": Key(parse_path, lambda: "", "path of the real claude; empty: first non-shim `claude` on PATH"),
+    "max_sessions": Key(_parse_int(1), _default_max_sessions, "live sessions allowed per user (all, guarded or not)"),
+    "on_cap": Key(_choice("refuse", "wait"), lambda: "refuse", "at the cap: refuse now, or wait for a slot"),
+    "wait_timeout": Key(parse_duration, lambda: 300.0, "with on_cap = wait: how long to wait for a slot"),
+    "on_duplicate": Key(_choice("refuse", "takeover"), lambda: "refuse",
+                        "a session already open elsewhere: refuse, or end that process gracefully first"),
+    "strict": Key(parse_bool, lambda: False, "refuse to start claude when the guard itself fails"),
+    "state_dir": Key(parse_path, lambda: "", "where the registry lives; empty: the user's state folder"),
+    "lock_timeout": Key(parse_duration, lambda: 10.0, "longest wait for the registry lock"),
+    "keep_markers": Key(parse_bool, lambda: False, "keep nesting markers (CLAUDECODE, ...) for nested behaviour"),
+    "strip_env": Key(parse_list, lambda: list(DEFAULT_STRIP), "variables removed before claude starts (* = prefix)"),
+    "keep_env": Key(parse_list, lambda: [], "variables never removed, even when strip_env matches them"),
+    "unknown_batch": Key(_choice("refuse", "escape"), lambda: "refuse",
+                         "Windows: a claude .cmd that is not npm's shim: refuse, or run it with strict escaping"),
+    # sweep side
+    "idle_after": Key(parse_duration, lambda: 1800.0, "a session idle this long may be reaped"),
+    "idle_cpu": Key(lambda v: float(parse_duration(v)), lambda: 1.0,
+                    "without Claude's own status: idle means CPU below this percent over cpu_window"),
+    "cpu_window": Key(parse_duration, lambda: 300.0, "the window over which idle CPU is judged"),
+    "reap_attached": Key(parse_bool, lambda: False, "also reap idle sessions attached to a live terminal"),
+    "grace": Key(parse_duration, lambda: 10.0, "SIGTERM, then SIGKILL after this long"),
+    "min_age": Key(parse_duration, lambda: 60.0, "never end a session younger than this"),
+    "max_age": Key(parse_duration, lambda: 0.0, "end sessions older than this (0: off)"),
+    "memory_floor": Key(parse_size, lambda: 0.0, "end idle sessions while available memory is under this (0: off)"),
+    "memory_margin": Key(parse_size, lambda: 256 * 1024 * 1024, "reap until available memory is floor + margin"),
+    "protect": Key(parse_list, lambda: [], "never end these: session ids, names, PIDs, or cwd prefixes"),
+    "interval": Key(parse_duration, lambda: 60.0, "reap --watch: seconds between sweeps"),
+    "cooldown": Key(parse_duration, lambda: 15.0, "reap --watch: pause after ending something under memory pressure"),
+}
+
+
+class Settings:
+    """Effective values (`settings.max_sessions`) and where each came from (`settings.sources[key]`)."""
+
+    def __init__(self, values: dict[str, Any], sources: dict[str, str]) -> None:
+        self.values = values
+        self.sources = sources
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def registry_dir(self) -> str:
+        return str(self.values["state_dir"]) or paths.state_dir()
+
+
+def _line_of(text: str, key: str) -> int | None:
+    import re
+
+    pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=", re.MULTILINE)
+    m = pattern.search(text)
+    return text.count("\n", 0, m.start()) + 1 if m else None
+
+
+def _read_toml(path: str) -> tuple[dict[str, Any], str]:
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return {}, ""
+    except OSError as e:
+        raise GuardError(f"cannot read config {path}: {e.strerror}; fix its permissions or set "
+                         "CLAUDE_GUARD_CONFIG to another file", ExitCode.CONFIG) from None
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        text = raw.decode("utf-8")
+        return tomllib.loads(text), text
+    except UnicodeDecodeError:
+        raise GuardError(f"config {path}: not UTF-8 text; save it as UTF-8", ExitCode.CONFIG) from None
+    except tomllib.TOMLDecodeError as e:
+        raise GuardError(f"config {path}: invalid TOML: {e}; fix that line", ExitCode.CONFIG) from None
+
+
+def load(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Defaults < config file < CLAUDE_GUARD_<KEY> variables < `overrides` (command-line options)."""
+    env = os.environ if environ is None else environ
+    path = env.get("CLAUDE_GUARD_CONFIG") or paths.config_file()
+    data, text = _read_toml(path)
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for key, value in data.items():
+        line = _line_of(text, key)
+        where = f"{path}:{line}" if line else path
+        if key not in KEYS:
+            raise GuardError(f"config {where}: unknown key {key!r}; `claude-guard config` lists the keys",
+                             ExitCode.CONFIG)
+        try:
+            values[key] = KEYS[key].parse(value)
+        except BadValue as e:
+            raise GuardError(f"config {where}: {key} = {value!r}: {e}", ExitCode.CONFIG) from None
+        sources[key] = where
+    for key, spec in KEYS.items():
+        var = "CLAUDE_GUARD_" + key.upper()
+        if var in env:
+            try:
+                values[key] = spec.parse(env[var])
+            except BadValue as e:
+                raise GuardError(f"{var}={env[var]!r}: {e}; fix or unset the variable", ExitCode.CONFIG) from None
+            sources[key] = f"env {var}"
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        try:
+            values[key] = KEYS[key].parse(value)
+        except BadValue as e:
+            raise GuardError(f"--{key.replace('_', '-')} {value!r}: {e}", ExitCode.USAGE) from None
+        sources[key] = "command line"
+    for key, spec in KEYS.items():
+        if key not in values:
+            values[key] = spec.default()
+            sources[key] = "default"
+    return Settings(values, sources)

@@ -1,0 +1,355 @@
+"""The launch path shared by the `claude` shim, `claude-guard exec` and the SDK helpers.
+
+    prepare()  environment cleaned, arguments repaired, call classified (pure; no I/O but PATH lookups)
+    admit()    under the registry lock: prune, duplicate rule, cap rule, register
+    start()    exec the real claude (POSIX), so the registered pid *is* claude and no guard stays resident;
+               the wait-and-forward runner where exec is impossible (Windows)
+
+Everything here is on the hot path of every `claude` start: standard library only, imported lazily
+where a branch is rare.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from . import __version__, argv, environ, procs, resolve
+from .errors import ExitCode, GuardError
+from .registry import Registry
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any, NoReturn
+
+    from .config import Settings
+
+
+class Plan:
+    """What will be started, and how the guard sees it."""
+
+    __slots__ = ("args", "call", "env", "prefix", "program", "removed", "repairs")
+
+    def __init__(self, program: str, prefix: list[str], args: list[str], env: dict[str, str],
+                 call: argv.Call, repairs: list[str], removed: list[str]) -> None:
+        self.program = program  # the file to execute
+        self.prefix = prefix  # arguments before claude's own (`cli.js` for `node cli.js`)
+        self.args = args  # claude's arguments, repaired
+        self.env = env
+        self.call = call
+        self.repairs = repairs
+        self.removed = removed
+
+    @property
+    def command(self) -> list[str]:
+        return [self.program, *self.prefix, *self.args]
+
+
+def prepare(program: str, prefix: list[str], args: list[str], env: Mapping[str, str],
+            settings: Settings) -> Plan:
+    repaired, repairs = argv.repair(list(args))
+    call = argv.classify(repaired)
+    clean, removed = environ.clean(env, settings.strip_env, settings.keep_env, settings.keep_markers)
+    return Plan(program, prefix, repaired, clean, call, repairs, removed)
+
+
+def _tty() -> str | None:
+    for fd in (0, 2, 1):
+        try:
+            if os.isatty(fd):
+                return os.ttyname(fd)
+        except OSError:
+            continue
+    return None
+
+
+def _parent_name(ppid: int) -> str:
+    proc = procs.read(ppid)
+    if proc is None or not proc.cmdline:
+        return ""
+    return os.path.basename(proc.cmdline[0])
+
+
+class Census:
+    """Who holds what, taken under the lock: live registry entries plus Claude processes in the table."""
+
+    def __init__(self, data: dict[str, Any], me: int) -> None:
+        self.me = me
+        self.live: list[dict[str, Any]] = []
+        self.dead = 0
+        for entry in data["sessions"]:
+            if entry["pid"] == me:
+                continue  # our own earlier record (a re-admission after takeover)
+            if procs.alive(entry["pid"], entry["start"]):
+                self.live.append(entry)
+            else:
+                self.dead += 1
+        wrappers = self._wrapper_ancestors(me)
+        self.table: dict[int, argv.Call] = {}
+        for proc in procs.scan(os.getuid() if hasattr(os, "getuid") else None, b"claude"):
+            if proc.pid == me or proc.pid in wrappers:
+                continue
+            args = procs.claude_args(proc, resolve.is_shim)
+            if args is None:
+                continue
+            call = argv.classify(args)
+            if call.session:
+                self.table[proc.pid] = call
+
+    @staticmethod
+    def _wrapper_ancestors(me: int) -> set[int]:
+        """Ancestors that are this launch itself: a `claude` script that ends up running us (a user's
+        wrapper, `timeout 40 claude ...` is a different program and never matched anyway). A real Claude
+        Code ancestor (a session whose Bash tool runs `claude`) is a session and stays counted."""
+        out: set[int] = set()
+        for pid in procs.ancestors(me):
+            proc = procs.read(pid)
+            if proc is None:
+                break
+            exe_name = os.path.basename(proc.exe or "")
+            if exe_name in procs.CLAUDE_NAMES:
+                break
+            if procs.claude_args(proc) is None:
+                continue
+            out.add(pid)
+        return out
+
+    def pids(self) -> set[int]:
+        return {e["pid"] for e in self.live} | set(self.table)
+
+    def holders(self, session_id: str) -> list[int]:
+        """Live Claude processes holding `session_id`: by registry, by command line, and by Claude's own
+        ~/.claude/sessions/<PID>.json (for processes started around the guard with `--continue`, a picker,
+        or an SDK)."""
+        found = {e["pid"] for e in self.live if e.get("session_id") == session_id}
+        found |= {pid for pid, call in self.table.items() if call.session_id == session_id}
+        for pid, start, sid, name in claude_session_files():
+            if pid == self.me or pid in found or session_id not in (sid, name):
+                continue
+            if procs.alive(pid, start) and (pid in self.table or _is_claude(pid)):
+                found.add(pid)
+        return sorted(found)
+
+
+def _is_claude(pid: int) -> bool:
+    proc = procs.read(pid)
+    return proc is not None and procs.claude_args(proc, resolve.is_shim) is not None
+
+
+def claude_session_files() -> list[tuple[int, str, str, str]]:
+    """(pid, procStart, sessionId, name) of each ~/.claude/sessions/<PID>.json that parses."""
+    from . import jsonio, paths
+
+    folder = paths.claude_sessions_dir()
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        if not name.endswith(".json") or not name[:-5].isdigit():
+            continue
+        try:
+            with open(os.path.join(folder, name), "rb") as f:
+                data = jsonio.loads(f.read(1 << 20).decode("utf-8"))
+            pid = int(data.get("pid", name[:-5]))
+            out.append((pid, str(data.get("procStart", "")), str(data.get("sessionId", "")),
+                        str(data.get("name") or "")))
+        except (OSError, ValueError, UnicodeDecodeError, AttributeError, TypeError):
+            continue
+    return out
+
+
+def _refuse_cap(census: Census, cap: int, waited: float | None) -> GuardError:
+    pids = sorted(census.pids())
+    shown = ", ".join(map(str, pids[:8])) + (", ..." if len(pids) > 8 else "")
+    after = f" after waiting {waited:g}s" if waited is not None else ""
+    return GuardError(
+        f"refused: {len(pids)} of {cap} Claude sessions already running (PIDs {shown}){after}; "
+        "see `claude-guard ps`, end one or run `claude-guard reap`, or raise max_sessions",
+        ExitCode.REFUSED)
+
+
+def _refuse_duplicate(session_id: str, holders: list[int]) -> GuardError:
+    return GuardError(
+        f"refused: session {session_id} is already open in PID {holders[0]}; resuming it twice would "
+        f"interleave its transcript. Close that session (or `kill {holders[0]}`), use --fork-session for a "
+        "copy, or set on_duplicate = \"takeover\"", ExitCode.REFUSED)
+
+
+def _entry(plan: Plan, pid: int, cookie: str) -> dict[str, Any]:
+    ppid = os.getppid()
+    return {
+        "pid": pid,
+        "start": procs.start_token(pid) or "",
+        "session_id": plan.call.session_id,
+        "kind": plan.call.kind,
+        "argv": plan.args,
+        "program": plan.program,
+        "cwd": _cwd(),
+        "tty": _tty(),
+        "ppid": ppid,
+        "parent": _parent_name(ppid),
+        "started_at": time.time(),
+        "cookie": cookie,
+        "guard": __version__,
+    }
+
+
+def _cwd() -> str:
+    try:
+        return os.getcwd()
+    except OSError:
+        return ""
+
+
+def takeover(pids: list[int], grace: float) -> None:
+    """End the holders of a session gracefully: TERM, then KILL after `grace`; identity re-checked."""
+    import signal
+
+    targets = [(pid, procs.start_token(pid)) for pid in pids]
+    for pid, start in targets:
+        if start and procs.alive(pid, start) and _is_claude(pid):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(procs.alive(p, s) for p, s in targets):
+        time.sleep(0.05)
+    for pid, start in targets:
+        if procs.alive(pid, start) and _is_claude(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = None) -> dict[str, Any]:
+    """Apply the duplicate and cap rules under the lock and register `pid` (default: this process).
+
+    Raises GuardError(REFUSED) when a rule says no. With on_cap = wait, waits in arrival order (a FIFO of
+    waiters kept in the registry) up to wait_timeout.
+    """
+    me = os.getpid()
+    pid = pid or me
+    my_start = procs.start_token(me) or ""
+    cookie = plan.env.get(environ.COOKIE) or os.urandom(16).hex()
+    plan.env[environ.COOKIE] = cookie
+    sid = plan.call.session_id
+    cap = int(settings.max_sessions)
+    wait = settings.on_cap == "wait"
+    began = time.monotonic()
+    deadline = began + float(settings.wait_timeout)
+    delay = 0.05
+    took_over = False
+    while True:
+        with registry.locked():
+            data = registry.load()
+            census = Census(data, me)
+            waiters = [w for w in data["waiters"] if w["pid"] != me and procs.alive(w["pid"], w["start"])]
+            if sid:
+                holders = census.holders(sid)
+                if holders and settings.on_duplicate == "takeover" and not took_over:
+                    registry.log(f"takeover of session {sid}: ending PIDs {holders}")
+                    takeover(holders, float(settings.grace))
+                    took_over = True
+                    continue
+                if holders:
+                    registry.log(f"refused duplicate session {sid} held by PIDs {holders}")
+                    raise _refuse_duplicate(sid, holders)
+            running = len(census.pids())
+            position = next((i for i, w in enumerate(data["waiters"]) if w["pid"] == me), None)
+            ahead = len(waiters) if position is None else sum(
+                1 for w in data["waiters"][:position] if w in waiters)
+            if running + ahead < cap:
+                entry = _entry(plan, pid, cookie)
+                data["sessions"] = [*census.live, entry]
+                data["waiters"] = waiters
+                registry.save(data)
+                registry.log(f"admitted pid={pid} kind={plan.call.kind} session={sid} running={running + 1}/{cap}"
+                             + (f" waited={time.monotonic() - began:.1f}s" if position is not None else ""))
+                return entry
+            if not wait or time.monotonic() >= deadline:
+                if position is not None:
+                    data["sessions"], data["waiters"] = census.live, waiters
+                    registry.save(data)
+                registry.log(f"refused at cap {running}/{cap}")
+                raise _refuse_cap(census, cap, time.monotonic() - began if wait else None)
+            if position is None:
+                data["sessions"] = census.live
+                data["waiters"] = [*waiters, {"pid": me, "start": my_start, "since": time.time()}]
+                registry.save(data)
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+
+
+def update_pid(registry: Registry, old_pid: int, new_pid: int) -> None:
+    """Point an entry at the process that really is claude (the runner's child, where exec is impossible)."""
+    with registry.locked():
+        data = registry.load()
+        for entry in data["sessions"]:
+            if entry["pid"] == old_pid:
+                entry["pid"] = new_pid
+                entry["start"] = procs.start_token(new_pid) or ""
+                entry["guard_pid"] = old_pid
+        registry.save(data)
+
+
+def start(plan: Plan, on_spawn: Callable[[int], None] | None = None) -> int | NoReturn:
+    """Run the plan: exec on POSIX (never returns), the wait-and-forward runner on Windows."""
+    if os.name == "posix":
+        try:
+            os.execve(plan.program, plan.command, plan.env)
+        except OSError as e:
+            raise GuardError(f"cannot run {plan.program}: {e.strerror}; check the file is an executable "
+                             "Claude Code", 126) from None
+    from . import runner
+
+    return runner.run(plan.command, plan.env, on_spawn=on_spawn)
+
+
+def run_guarded(program: str | None, prefix: list[str], args: list[str], *, self_path: str | None = None,
+                env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None,
+                warn: Callable[[str], None] | None = None) -> int:
+    """The whole launch: settings, real claude, plan, admission, start. Returns an exit status (or execs).
+
+    `program` None means "the real claude" (the shim); otherwise it is what `claude-guard exec` was given.
+    The guard's own failures never keep claude from starting unless `strict` is set.
+    """
+    from . import config, output
+
+    say = warn or output.message
+    env = os.environ if env is None else env
+    settings = config.load(env, overrides)
+    if program is None:
+        program = resolve.find_real_claude(settings.real_claude, env.get("PATH"), self_path)
+    plan = prepare(program, prefix, args, env, settings)
+    registry: Registry | None = None
+    if plan.call.session:
+        registry = Registry(settings.registry_dir(), float(settings.lock_timeout))
+        try:
+            admit(plan, settings, registry)
+        except GuardError as e:
+            if e.exit_code == ExitCode.REFUSED or settings.strict:
+                raise
+            say(f"{e.message}; starting claude unguarded")
+            registry = None
+        except Exception as e:  # noqa: BLE001 - the guard's own bug must not take claude away
+            if settings.strict:
+                raise GuardError(f"internal error ({type(e).__name__}: {e}); strict = true, so claude was not "
+                                 "started. Please report this with ~/.local/state/claude-guard/guard.log",
+                                 ExitCode.INTERNAL) from None
+            say(f"internal error ({type(e).__name__}: {e}); starting claude unguarded. Please report this")
+            registry = None
+        if registry is not None:
+            for warning in registry.warnings:
+                say(warning)
+            for note in plan.repairs:
+                registry.log("repair: " + note)
+            if plan.removed:
+                registry.log("removed from the environment: " + ", ".join(plan.removed))
+    reg = registry
+
+    def on_spawn(child: int) -> None:
+        if reg is not None:
+            update_pid(reg, os.getpid(), child)
+
+    sys.stdout.flush()
+    return start(plan, on_spawn)

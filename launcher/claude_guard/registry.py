@@ -1,0 +1,253 @@
+"""The per-user registry of guarded sessions: one JSON file under a lock, in a private folder.
+
+Layout (all in `state_dir`, a folder of mode 0700 owned by the user):
+  registry.json        {"version": 1, "sessions": [entry...], "waiters": [waiter...]}
+  registry.json.lock   the lock file (flock; the same lock `filelock.FileLock` takes, so the sweep can use it)
+  guard.log            one line per launch decision and repair
+
+Why each rule:
+- Writes go to a temp file that is fsynced and renamed over the old one, so a launch killed at any moment
+  leaves either the old or the new registry, never half of one.
+- A registry that does not parse is renamed aside (`registry.json.corrupt-<time>`, nothing lost) and
+  rebuilt; the guard must never keep `claude` from starting because of its own state.
+- A folder or file that is a symlink, owned by someone else, or writable by others is refused: it would
+  let another user plant entries (and so steer what the reaper signals) or redirect our writes.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import time
+
+from . import jsonio
+from .errors import ExitCode, GuardError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: filelock's msvcrt lock instead
+    fcntl = None  # type: ignore[assignment]
+
+REGISTRY = "registry.json"
+LOCK = REGISTRY + ".lock"
+LOG = "guard.log"
+VERSION = 1
+_LOG_LIMIT = 1 << 20  # rotate guard.log past 1 MiB, keeping one old file
+
+
+class LockTimeout(GuardError):
+    def __init__(self, path: str, waited: float) -> None:
+        super().__init__(
+            f"registry lock {path} still busy after {waited:g}s (another launch, or a process frozen while "
+            "holding it); raise lock_timeout, or find the holder with `fuser` / `lsof`", ExitCode.STATE)
+
+
+def _unsafe(path: str, st: os.stat_result, what: str) -> GuardError:
+    return GuardError(
+        f"{what} {path} is {describe_unsafe(st) or 'unsafe'}; remove it or set state_dir to a private folder",
+        ExitCode.STATE)
+
+
+def describe_unsafe(st: os.stat_result) -> str | None:
+    """Why a file or folder of ours must not be trusted, or None when it is fine."""
+    if stat.S_ISLNK(st.st_mode):
+        return "a symlink"
+    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+        return f"owned by uid {st.st_uid}, not by you (uid {os.geteuid()})"
+    if st.st_mode & 0o022:
+        return f"writable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
+def ensure_dir(path: str) -> None:
+    """Create the state folder (0700) or check that an existing one is safe to use."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        parent = os.path.dirname(path)
+        if parent:
+            os.makedirs(parent, mode=0o755, exist_ok=True)
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass  # a concurrent launch made it; checked below
+        st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) and not stat.S_ISLNK(st.st_mode):
+        raise GuardError(f"state folder {path} is not a folder; remove it or set state_dir", ExitCode.STATE)
+    problem = describe_unsafe(st)
+    if problem:
+        raise _unsafe(path, st, "state folder")
+
+
+class Lock:
+    """An exclusive lock with a bounded wait.
+
+    POSIX: flock(2) on `registry.json.lock`, opened exactly as filelock's UnixFileLock opens it, so the
+    two interoperate and the kernel drops the lock when its holder dies (no stale lock after SIGKILL).
+    Windows: filelock itself.
+    """
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._fd: int | None = None
+        self._other: Any = None
+
+    def __enter__(self) -> Lock:
+        if fcntl is None:
+            import filelock
+
+            self._other = filelock.FileLock(self.path, timeout=self.timeout)
+            try:
+                self._other.acquire()
+            except filelock.Timeout:
+                raise LockTimeout(self.path, self.timeout) from None
+            return self
+        deadline = time.monotonic() + self.timeout
+        delay = 0.001
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0),
+                             0o600)
+            except OSError as e:
+                raise GuardError(f"cannot open registry lock {self.path}: {e.strerror}; remove it if it is a "
+                                 "symlink, or set state_dir to a private folder", ExitCode.STATE) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                os.close(fd)
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(self.path, self.timeout) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+                continue
+            if os.fstat(fd).st_nlink == 0:  # the file was unlinked while we waited: lock the new one
+                os.close(fd)
+                continue
+            self._fd = fd
+            return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._other is not None:
+            self._other.release()
+        elif self._fd is not None:
+            os.close(self._fd)  # closing releases the flock
+            self._fd = None
+
+
+class Registry:
+    """The registry of one user. Use `with registry.locked():` around read-modify-write."""
+
+    def __init__(self, folder: str, lock_timeout: float = 10.0) -> None:
+        self.folder = folder
+        self.path = os.path.join(folder, REGISTRY)
+        self.lock_timeout = lock_timeout
+        self.warnings: list[str] = []  # said once on stderr by the caller (the shim prints nothing itself)
+
+    def locked(self) -> Lock:
+        ensure_dir(self.folder)
+        return Lock(os.path.join(self.folder, LOCK), self.lock_timeout)
+
+    def load(self) -> dict[str, Any]:
+        """The registry's content; a missing file is an empty registry, a bad one is set aside."""
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            return _empty()
+        if stat.S_ISLNK(st.st_mode) or (hasattr(os, "geteuid") and st.st_uid != os.geteuid()):
+            raise _unsafe(self.path, st, "registry")
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            with os.fdopen(fd, "rb") as f:
+                raw = f.read(64 << 20)
+            data = jsonio.loads(raw.decode("utf-8"))
+            return _validate(data)
+        except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else "not a valid registry"
+            return self._set_aside(reason)
+
+    def _set_aside(self, reason: str) -> dict[str, Any]:
+        aside = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        try:
+            os.rename(self.path, aside)
+            self.warnings.append(f"registry {self.path} was {reason}; moved it to {aside} and started a new one")
+        except OSError as e:
+            self.warnings.append(f"registry {self.path} was {reason} and could not be moved aside "
+                                 f"({e.strerror}); starting a new one")
+        return _empty()
+
+    def save(self, data: dict[str, Any]) -> None:
+        """Atomically replace the registry (temp file, fsync, rename, fsync of the folder)."""
+        data["version"] = VERSION
+        payload = jsonio.dumps(data).encode("ascii")
+        tmp = f"{self.path}.tmp-{os.getpid()}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(tmp, flags, 0o600)
+            try:
+                view = memoryview(payload)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+        except OSError as e:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise GuardError(f"cannot write registry {self.path}: {e.strerror}; free disk space or fix the "
+                             "folder's permissions", ExitCode.STATE) from None
+        if hasattr(os, "O_DIRECTORY"):
+            try:
+                dfd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+            except OSError:
+                pass  # durability of the rename is best effort; the content is already safe
+
+    def log(self, line: str) -> None:
+        """Append one line to guard.log (never to stdout: SDK hosts read claude's stdout)."""
+        path = os.path.join(self.folder, LOG)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            try:
+                if os.fstat(fd).st_size > _LOG_LIMIT:
+                    os.replace(path, path + ".1")
+                os.write(fd, f"{stamp} pid={os.getpid()} {line}\n".encode("utf-8", "backslashreplace"))
+            finally:
+                os.close(fd)
+        except OSError:
+            pass  # the log is a record, not a reason to fail a launch
+
+
+def _empty() -> dict[str, Any]:
+    return {"version": VERSION, "sessions": [], "waiters": []}
+
+
+def _validate(data: Any) -> dict[str, Any]:
+    """Accept only the shape we write; anything else counts as corrupt."""
+    if not isinstance(data, dict) or data.get("version") != VERSION:
+        raise ValueError("unknown registry format")
+    sessions = data.get("sessions", [])
+    waiters = data.get("waiters", [])
+    if not isinstance(sessions, list) or not isinstance(waiters, list):
+        raise ValueError("unknown registry format")
+    for entry in (*sessions, *waiters):
+        if not isinstance(entry, dict) or not isinstance(entry.get("pid"), int) \
+                or not isinstance(entry.get("start"), str):
+            raise ValueError("unknown registry entry")
+    data.setdefault("sessions", sessions)
+    data.setdefault("waiters", waiters)
+    return data
