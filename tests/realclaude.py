@@ -1,0 +1,825 @@
+"""Run the real Claude Code CLI offline in tests: a fake Messages API, an isolated environment, a pty driver.
+
+Nothing here talks to the network or touches the real home: every run gets a throwaway HOME (tests pass
+`tmp_path`), `ANTHROPIC_BASE_URL` points at a loopback `FakeAnthropic`, and `$HOME/.claude.json` is seeded so
+the first-run dialogs (onboarding, API-key approval, folder trust) do not appear. Processes are signalled
+only by the PID this module started (or, for a wrapper, the claude descendant it found and pinned by
+create time), never by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import termios
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ENV_VAR = "CLAUDE_GUARD_TEST_REAL_CLAUDE"
+# Where scripts/install-test-deps puts the pinned CLI (npm's hard link to the native binary).
+CACHED_CLAUDE = REPO_ROOT / ".cache/npm/node_modules/@anthropic-ai/claude-code/bin/claude.exe"
+EXPECTED_VERSION = "2.1.330"
+FAKE_API_KEY = "sk-ant-fake"
+SKIP_REASON = "real Claude Code CLI not installed: run scripts/install-test-deps"
+
+
+def find_real_claude() -> str | None:
+    """The real CLI to run: `$CLAUDE_GUARD_TEST_REAL_CLAUDE` (a path, or a name looked up on PATH), else the
+    copy installed by scripts/install-test-deps. None when neither is an executable file."""
+    override = os.environ.get(ENV_VAR, "")
+    if override:
+        found = shutil.which(override) if os.sep not in override else override
+        # An override that does not resolve means "not installed", not "fall back": a typo must not
+        # silently test some other binary.
+        return found if found and os.access(found, os.X_OK) and Path(found).is_file() else None
+    if CACHED_CLAUDE.is_file() and os.access(CACHED_CLAUDE, os.X_OK):
+        return str(CACHED_CLAUDE)
+    return None
+
+
+def require_real_claude() -> str:
+    """The real CLI's path; skips the calling test when it is absent."""
+    path = find_real_claude()
+    if path is None:
+        pytest.skip(SKIP_REASON)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------
+# The fake Messages API
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the CLI made to the fake API."""
+
+    method: str
+    path: str  # with its query string, e.g. `/v1/messages?beta=true`
+    headers: dict[str, str]  # names lower-cased
+    body: Any  # the parsed JSON body; None when there was none or it was not JSON
+
+    @property
+    def route(self) -> str:
+        """The path without its query string."""
+        return self.path.partition("?")[0]
+
+
+Reply = str | Callable[[Any], str]
+
+
+class FakeAnthropic:
+    """A loopback stand-in for the Anthropic Messages API, enough for the CLI to complete turns.
+
+    Answers `POST /v1/messages` (streamed as server-sent events, or as one JSON message when the request
+    does not ask for a stream), `POST /v1/messages/count_tokens`, and anything else with a 404 in the API's
+    error shape (so the CLI takes the feature as absent rather than retrying). `reply` is the assistant text,
+    or a function of the request body giving it.
+    """
+
+    def __init__(self, reply: Reply = "Hello from the fake API.") -> None:
+        self.reply = reply
+        self._lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle
+    def start(self) -> FakeAnthropic:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        server.daemon_threads = True  # a CLI that drops a connection mid-stream must not hold up shutdown
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="FakeAnthropic", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def __enter__(self) -> FakeAnthropic:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The base URL to put in ANTHROPIC_BASE_URL."""
+        if self._server is None:
+            raise RuntimeError("FakeAnthropic is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    # -- what the CLI asked
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of every request so far, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def message_requests(self) -> list[RecordedRequest]:
+        """The `POST /v1/messages` requests (conversation turns and the CLI's side calls alike)."""
+        return [r for r in self.requests if r.method == "POST" and r.route.endswith("/v1/messages")]
+
+    def turns_with(self, prompt: str) -> list[RecordedRequest]:
+        """The message requests whose last user message has `prompt` as one of its text blocks (stripped):
+        the turns a prompt produced, as opposed to side calls (titles, probes) the CLI makes around them."""
+        return [
+            r for r in self.message_requests() if prompt.strip() in (b.strip() for b in user_blocks(r.body))
+        ]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    def _reply_for(self, body: Any) -> str:
+        return self.reply(body) if callable(self.reply) else self.reply
+
+
+def user_blocks(body: Any) -> list[str]:
+    """The text blocks of the last user message of a Messages request body. The CLI sends the prompt as its
+    own block, next to blocks of context it adds (environment, reminders)."""
+    if not isinstance(body, dict):
+        return []
+    for message in reversed(body.get("messages") or []):
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return [content]
+        if isinstance(content, list):
+            return [str(b["text"]) for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)]
+        return []
+    return []
+
+
+def system_blocks(body: Any) -> list[str]:
+    """The text blocks of a Messages request's system prompt (a plain string counts as one block)."""
+    system = body.get("system") if isinstance(body, dict) else None
+    if isinstance(system, str):
+        return [system]
+    if isinstance(system, list):
+        return [str(b["text"]) for b in system if isinstance(b, dict) and isinstance(b.get("text"), str)]
+    return []
+
+
+def _message_id() -> str:
+    return "msg_fake_" + uuid.uuid4().hex[:24]
+
+
+def _usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
+
+
+def _sse_stream(model: str, text: str) -> bytes:
+    """The event sequence of a one-text-block assistant turn, as the real API streams it."""
+    events: list[tuple[str, dict[str, Any]]] = [
+        (
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": _message_id(),
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": _usage(10, 1),
+                },
+            },
+        ),
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ),
+        (
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
+        ),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": max(1, len(text.split()))},
+            },
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    return b"".join(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in events)
+
+
+def _json_message(model: str, text: str) -> dict[str, Any]:
+    return {
+        "id": _message_id(),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": _usage(10, max(1, len(text.split()))),
+    }
+
+
+def _make_handler(api: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the CLI's HTTP client expects from the real API
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # keep pytest output clean; the recorded requests are the log
+
+        def _read_body(self) -> bytes:
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                chunks = []
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        self.rfile.readline()  # the blank line after the last chunk
+                        return b"".join(chunks)
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+
+        def _send(self, status: int, content_type: str, payload: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("request-id", "req_fake_" + uuid.uuid4().hex[:16])
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def _send_json(self, status: int, data: Any) -> None:
+            self._send(status, "application/json", json.dumps(data).encode())
+
+        def _handle(self) -> None:
+            raw = self._read_body()
+            try:
+                body: Any = json.loads(raw) if raw else None
+            except ValueError:
+                body = None
+            request = RecordedRequest(
+                method=self.command,
+                path=self.path,
+                headers={k.lower(): v for k, v in self.headers.items()},
+                body=body,
+            )
+            api._record(request)
+            route = request.route
+            data = body if isinstance(body, dict) else {}
+            model = str(data.get("model") or "claude-fake")
+            if self.command == "POST" and route.endswith("/v1/messages/count_tokens"):
+                self._send_json(200, {"input_tokens": max(1, len(raw) // 4)})
+            elif self.command == "POST" and route.endswith("/v1/messages"):
+                text = api._reply_for(body)
+                if data.get("stream"):
+                    self._send(200, "text/event-stream; charset=utf-8", _sse_stream(model, text))
+                else:
+                    self._send_json(200, _json_message(model, text))
+            else:
+                error = {"type": "not_found_error", "message": f"{self.command} {route} is not faked"}
+                self._send_json(404, {"type": "error", "error": error})
+
+        do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+    return Handler
+
+
+# ----------------------------------------------------------------------------------------------------
+# The environment
+
+
+def seed_claude_json(home: Path, *, api_key: str = FAKE_API_KEY, trust: Sequence[Path | str] = ()) -> Path:
+    """Merge into `$HOME/.claude.json` what the CLI itself writes once its first-run dialogs are answered, so
+    they never appear: onboarding done, the API key approved, and each folder in `trust` trusted (trust covers
+    sub-folders too). Returns the file's path."""
+    path = home / ".claude.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = {}
+    if not isinstance(config, dict):
+        config = {}
+    config["hasCompletedOnboarding"] = True
+    # The CLI remembers an approved key by its last 20 characters (the whole key when it is shorter).
+    responses = config.setdefault("customApiKeyResponses", {"approved": [], "rejected": []})
+    approved = responses.setdefault("approved", [])
+    if api_key and api_key[-20:] not in approved:
+        approved.append(api_key[-20:])
+    responses.setdefault("rejected", [])
+    projects = config.setdefault("projects", {})
+    for folder in trust:
+        projects.setdefault(str(folder), {})["hasTrustDialogAccepted"] = True
+    home.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def offline_env(
+    home: Path,
+    api_url: str,
+    base_env: Mapping[str, str] | None = None,
+    *,
+    trust: Sequence[Path | str] = (),
+) -> dict[str, str]:
+    """An environment that runs the real CLI offline against `api_url` with `home` as its whole world.
+
+    Without `base_env` it starts from almost nothing (PATH and the locale only): the test process may itself
+    run inside Claude Code, whose markers (CLAUDECODE, CLAUDE_CODE_*) must not leak into the CLI under test.
+    With `base_env`, that mapping is kept as given (a test may set markers on purpose) and only the variables
+    below override it. `.claude.json` is seeded (see `seed_claude_json`) with `trust` as trusted folders.
+    """
+    home = Path(home)
+    if base_env is None:
+        env = {name: os.environ[name] for name in ("PATH", "LANG", "LC_ALL", "TZ") if name in os.environ}
+        env.setdefault("PATH", os.defpath)
+    else:
+        env = dict(base_env)
+    for name in ("CLAUDE_CONFIG_DIR", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"):
+        # Each would send the CLI to another config folder or another credential than the fake ones.
+        env.pop(name, None)
+    for folder in (".config", ".cache", ".local/share", ".local/state"):
+        (home / folder).mkdir(parents=True, exist_ok=True)
+    env.update(
+        HOME=str(home),
+        USERPROFILE=str(home),  # the home on Windows
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        XDG_DATA_HOME=str(home / ".local" / "share"),
+        XDG_STATE_HOME=str(home / ".local" / "state"),
+        ANTHROPIC_API_KEY=FAKE_API_KEY,
+        ANTHROPIC_BASE_URL=api_url,
+        DISABLE_AUTOUPDATER="1",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        TERM=env.get("TERM") or "xterm-256color",
+    )
+    # The CLI puts its messaging socket in $XDG_RUNTIME_DIR/cc-socks/<pid>.sock (else /tmp/cc-socks). Inside
+    # the home it is isolated too, but a Unix socket path has a limit of 107 bytes, and a deep tmp_path can
+    # pass it: then the shared /tmp/cc-socks is used (its names are PIDs, so live sessions never collide).
+    runtime = home / ".run"
+    if len(os.fsencode(runtime / "cc-socks" / "4194304.sock")) <= 100:
+        runtime.mkdir(mode=0o700, exist_ok=True)  # XDG asks for 0700
+        env["XDG_RUNTIME_DIR"] = str(runtime)
+    else:
+        env.pop("XDG_RUNTIME_DIR", None)
+    seed_claude_json(home, trust=trust)
+    return env
+
+
+def run_print(
+    args: Sequence[str],
+    env: Mapping[str, str],
+    cwd: Path | str,
+    timeout: float = 120,
+    *,
+    command: Sequence[str] | None = None,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run `command + args` (command defaults to the real CLI; args include `-p` where wanted) to completion.
+
+    stdin is empty unless `input` is given: with `-p` the CLI reads stdin when it is not a terminal, and an
+    inherited pytest stdin would make it wait.
+    """
+    argv = [*(command or [require_real_claude()]), *args]
+    return subprocess.run(
+        argv,
+        env=dict(env),
+        cwd=cwd,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        start_new_session=True,  # keep it away from the terminal's signals (Ctrl-C goes to pytest only)
+        check=False,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# An interactive session in a real pty
+
+# CSI sequences (colours, cursor moves: the CLI draws the gaps between words with cursor moves, so each one
+# becomes a space) and OSC sequences (titles, hyperlinks).
+_CSI = re.compile(r"\x1b\[[0-9;?<>=]*[ -/]*[@-~]")
+_OSC = re.compile(r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+_OTHER_ESC = re.compile(r"\x1b[()][0-9A-Za-z]|\x1b[78=>cDEHMNOZ]")
+_WHITESPACE = re.compile(r"\s+")
+
+
+def strip_ansi(data: bytes | str) -> str:
+    """Terminal output as plain text (escape sequences become spaces, so compare with `squash`)."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    return _OTHER_ESC.sub("", _CSI.sub(" ", _OSC.sub("", text)))
+
+
+def squash(text: str) -> str:
+    """Text with all whitespace removed: the CLI's layout decides where the spaces fall, not the words."""
+    return _WHITESPACE.sub("", text)
+
+
+def escape_project_dir(cwd: str | Path) -> str:
+    """The folder name under `~/.claude/projects/` for a working directory: every character outside
+    `[a-zA-Z0-9]` becomes `-`. (Past 200 characters the CLI cuts the name and adds a hash; not modelled:
+    use `InteractiveClaude.transcript_path`, which searches, for long paths.)"""
+    return re.sub(r"[^a-zA-Z0-9]", "-", str(cwd))
+
+
+def proc_start(pid: int) -> str:
+    """Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), as the CLI records it."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # The command name (field 2) is in parentheses and may itself contain spaces or parentheses.
+    return stat[stat.rindex(")") + 2 :].split()[22 - 3]
+
+
+@dataclass(frozen=True)
+class _Dialog:
+    name: str
+    marker: str  # text that shows the dialog is up
+    choice: str  # the text of the choice to confirm
+    move: bytes  # the key that moves the selection towards it
+
+
+# The first-run dialogs, for when `.claude.json` was not seeded (or the CLI changed what it checks).
+_DIALOGS = (
+    _Dialog("trust", "Yes, I trust this folder", "Yes, I trust this folder", b"\x1b[B"),  # 2nd of 2: Down
+    _Dialog("api-key", "Do you want to use this API key?", "Yes", b"\x1b[A"),  # "No" is preselected: Up
+)
+_SELECTED = "\N{HEAVY RIGHT-POINTING ANGLE QUOTATION MARK ORNAMENT}"  # the CLI's cursor, also its prompt
+
+
+class InteractiveClaude:
+    """The real CLI (or a shim in front of it) running interactively in a pseudo-terminal.
+
+    `command` is the whole argv: `[real_claude, ...]` or `[shim, ...]`. The process runs in its own session
+    with the pty's slave as stdin/stdout/stderr; a reader thread drains the master so the CLI never blocks on
+    a full pty buffer. `close()` (also on leaving a `with` block) signals only the PID this object started,
+    plus the claude descendant found by `wait_ready` when a wrapper stood in between (pinned by its create
+    time, so a reused PID is never signalled).
+    """
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: Path | str,
+        cols: int = 120,
+        rows: int = 40,
+        answer_dialogs: bool = True,
+    ) -> None:
+        self.command = list(command)
+        self.env = dict(env)
+        self.cwd = Path(cwd)
+        self.home = Path(self.env["HOME"])
+        self.cols, self.rows = cols, rows
+        self.answer_dialogs = answer_dialogs
+        self.answered: list[str] = []  # names of the dialogs this object answered, in order
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.claude: psutil.Process | None = None  # the claude process itself (set by wait_ready)
+        self._master = -1
+        self._buffer = bytearray()
+        self._lock = threading.Lock()
+        self._reader: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._dialog: _Dialog | None = None
+        self._dialog_from = 0  # where in the output the pending dialog was seen
+        self._dialog_moved_at: float | None = None
+        self._dialog_scan_from = 0
+
+    # -- lifecycle
+    def start(self) -> InteractiveClaude:
+        if self.proc is not None:
+            raise RuntimeError("already started")
+        master, slave = os.openpty()
+        try:
+            # Set the size before the CLI starts: it lays out its first frame from it.
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", self.rows, self.cols, 0, 0))
+            self.proc = subprocess.Popen(
+                self.command,
+                stdin=slave,
+                stdout=slave,
+                stderr=slave,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,  # its own session and group: no signal from our terminal reaches it
+                close_fds=True,
+            )
+        except BaseException:
+            os.close(master)
+            raise
+        finally:
+            # Only the child holds the slave now, so the master reads EIO once the child side is gone.
+            os.close(slave)
+        self._master = master
+        self._reader = threading.Thread(target=self._drain, name=f"pty-reader-{self.proc.pid}", daemon=True)
+        self._reader.start()
+        return self
+
+    def __enter__(self) -> InteractiveClaude:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _drain(self) -> None:
+        # select with a short timeout rather than a blocking read: close() must be able to stop this thread
+        # even when a grandchild still holds the slave (no EIO then), before it closes the master.
+        while not self._stop.is_set():
+            try:
+                ready, _, _ = select.select([self._master], [], [], 0.2)
+                if not ready:
+                    continue
+                data = os.read(self._master, 65536)
+            except OSError:  # EIO: every slave descriptor is closed (the CLI and its children are gone)
+                return
+            if not data:
+                return
+            with self._lock:
+                self._buffer.extend(data)
+
+    @property
+    def pid(self) -> int:
+        """The PID this object started (the CLI itself, or the shim/wrapper in front of it)."""
+        if self.proc is None:
+            raise RuntimeError("not started")
+        return self.proc.pid
+
+    @property
+    def claude_pid(self) -> int:
+        """The claude process's PID (differs from `pid` when a wrapper forked it); known after wait_ready."""
+        if self.claude is None:
+            raise RuntimeError("claude process not found yet: call wait_ready() first")
+        return self.claude.pid
+
+    # -- output
+    @property
+    def output(self) -> bytes:
+        """Everything the CLI wrote to the terminal so far."""
+        with self._lock:
+            return bytes(self._buffer)
+
+    def text(self, since: int = 0) -> str:
+        """The output from byte offset `since` on, as plain text."""
+        return strip_ansi(self.output[since:])
+
+    def mark(self) -> int:
+        """The current end of the output, for `text(since=...)` / `wait_for_text(since=...)`."""
+        with self._lock:
+            return len(self._buffer)
+
+    def wait_for_text(self, text: str, timeout: float = 60, *, since: int = 0) -> None:
+        """Wait until `text` (compared without whitespace) appears in the output after `since`."""
+        want = squash(text)
+        self._poll(lambda: want in squash(self.text(since)), timeout, f"text {text!r} on the screen")
+
+    def write(self, data: bytes | str) -> None:
+        """Send raw keys to the CLI."""
+        os.write(self._master, data.encode() if isinstance(data, str) else data)
+
+    # -- Claude's own files
+    def sessions_file(self, pid: int | None = None) -> Path:
+        """`~/.claude/sessions/<pid>.json` of the claude process (or of `pid`)."""
+        return self.home / ".claude" / "sessions" / f"{self.claude_pid if pid is None else pid}.json"
+
+    def session_info(self) -> dict[str, Any]:
+        """The claude process's sessions file, parsed ({} while it is missing or half-written)."""
+        return _read_json(self.sessions_file())
+
+    @property
+    def session_id(self) -> str:
+        """The session id the running CLI recorded for itself."""
+        session_id = self.session_info().get("sessionId")
+        if not isinstance(session_id, str):
+            raise RuntimeError(f"no sessionId in {self.sessions_file()}")
+        return session_id
+
+    @property
+    def transcript_path(self) -> Path:
+        """`~/.claude/projects/<escaped cwd>/<sessionId>.jsonl` (it exists only after the first message)."""
+        session_id = self.session_id
+        cwd = self.session_info().get("cwd") or str(self.cwd)
+        expected = self.home / ".claude" / "projects" / escape_project_dir(cwd) / f"{session_id}.jsonl"
+        if expected.exists() or len(expected.parent.name) <= 200:
+            return expected
+        found = sorted((self.home / ".claude" / "projects").glob(f"*/{session_id}.jsonl"))
+        return found[0] if found else expected
+
+    # -- waiting
+    def wait_ready(self, timeout: float = 60) -> InteractiveClaude:
+        """Wait until the claude process has written its sessions file and reports itself idle at its prompt,
+        answering the first-run dialogs on the way if they appear. Returns self."""
+        self._poll(self._ready, timeout, "the session to become ready (sessions file with status idle)")
+        return self
+
+    def _ready(self) -> bool:
+        if self.answer_dialogs:
+            self._answer_dialogs()
+        if self.claude is None:
+            self.claude = self._find_claude()
+            if self.claude is None:
+                return False
+        return self.session_info().get("status") == "idle"
+
+    def _find_claude(self) -> psutil.Process | None:
+        """The process (ours, or one of its descendants) that has a sessions file."""
+        assert self.proc is not None
+        try:
+            ours = psutil.Process(self.proc.pid)
+            candidates = [ours, *ours.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return None
+        for proc in candidates:
+            if self.sessions_file(proc.pid).exists():
+                return proc
+        return None
+
+    def _answer_dialogs(self) -> None:
+        end = self.mark()
+        if self._dialog is None:
+            seen = squash(self.text(self._dialog_scan_from))
+            for dialog in _DIALOGS:
+                if squash(dialog.marker) in seen:
+                    self._dialog, self._dialog_from = dialog, self._dialog_scan_from
+                    # As if a key had just been pressed: a key sent while the dialog is still mounting can be
+                    # lost (it was redrawn with the old choice), so the first one waits a moment too.
+                    self._dialog_moved_at = time.monotonic() - 2
+                    break
+            else:
+                # Rescan a little of the old output next time: a marker may straddle two reads.
+                self._dialog_scan_from = max(self._dialog_scan_from, end - 4096)
+                return
+        dialog = self._dialog
+        # The selection cursor (❯) in front of the wanted choice: the last one drawn wins.
+        screen = squash(self.text(self._dialog_from))
+        selected = screen.rsplit(_SELECTED, 1)[-1] if _SELECTED in screen else ""
+        if selected.startswith(squash(dialog.choice)):
+            self.write(b"\r")
+            self.answered.append(dialog.name)
+            self._dialog = None
+            self._dialog_scan_from = end  # the next dialog is drawn after this point
+        elif self._dialog_moved_at is None or time.monotonic() - self._dialog_moved_at > 3:
+            # One key, then wait for the redraw. Pressing again after a while is safe: the cursor rule above
+            # confirms as soon as the wanted choice shows, whichever way the list clamps or wraps.
+            self.write(dialog.move)
+            self._dialog_moved_at = time.monotonic()
+
+    def _poll(self, done: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if done():
+                return
+            if self.proc is not None and self.proc.poll() is not None:
+                status = self.proc.returncode
+                raise RuntimeError(f"{self.command[0]} exited ({status}) waiting for {what}; {self._tail()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}; {self._tail()}")
+            time.sleep(0.1)
+
+    def _tail(self) -> str:
+        return "screen (last 3000 characters):\n" + self.text()[-3000:]
+
+    # -- talking to it
+    def send(self, text: str, timeout: float = 60) -> None:
+        """Type one line and press Enter, then wait until the turn is done: the transcript holds the message
+        and a reply after it, and the session is idle again. Needs a FakeAnthropic (or any API) behind
+        ANTHROPIC_BASE_URL."""
+        if "\n" in text or "\r" in text:
+            raise ValueError("send() types one line; Enter is pressed for you")
+        session_file = self.sessions_file()  # also checks that wait_ready() found the process
+        start = self.mark()
+        self.write(text)
+        # Enter must arrive as its own keystroke: in the same read as the text the CLI takes it as part of a
+        # paste (a newline in the input box) instead of a submit.
+        with contextlib.suppress(TimeoutError):
+            self.wait_for_text(text[-20:], timeout=10, since=start)
+        self.write(b"\r")
+
+        def turn_done() -> bool:
+            # Not the status alone: the transcript is created (with a few bookkeeping lines) and the status
+            # rewritten before the message itself is recorded.
+            if _read_json(session_file).get("status") != "idle":
+                return False
+            entries = transcript_entries(self.transcript_path)
+            typed = text.strip()
+            asked = [i for i, e in enumerate(entries) if e.get("type") == "user" and typed in _entry_texts(e)]
+            return bool(asked) and any(e.get("type") == "assistant" for e in entries[asked[-1] :])
+
+        self._poll(turn_done, timeout, f"the reply to {text!r} in the transcript")
+
+    def close(self, timeout: float = 30) -> int | None:
+        """SIGTERM to our own process (the CLI exits gracefully: 143), SIGKILL if it outlives `timeout`; the
+        same for a claude descendant that outlived a wrapper. Returns our process's exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # Popen refuses to signal a PID it has already reaped
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        claude = self.claude
+        if claude is not None and claude.pid != self.proc.pid and is_alive(claude):
+            # A wrapper may exit on TERM and leave its claude child running (node's cli-wrapper does).
+            with contextlib.suppress(psutil.NoSuchProcess):
+                claude.terminate()  # psutil checks the create time first: a reused PID is not signalled
+                if not _wait_gone(claude, timeout):
+                    claude.kill()
+                    _wait_gone(claude, timeout)
+        self._stop.set()
+        if self._reader is not None:
+            self._reader.join()
+        if self._master >= 0:
+            os.close(self._master)
+            self._master = -1
+        return self.proc.returncode
+
+
+def transcript_entries(path: Path) -> list[dict[str, Any]]:
+    """The entries of a transcript (.jsonl), skipping a last line caught half-written ([] when missing)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    entries = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries
+
+
+def _entry_texts(entry: dict[str, Any]) -> list[str]:
+    """The texts of a transcript entry's message (its content as a string, or its text blocks), stripped."""
+    message = entry.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, str):
+        return [content.strip()]
+    if isinstance(content, list):
+        return [b["text"].strip() for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)]
+    return []
+
+
+def is_alive(proc: psutil.Process) -> bool:
+    """Whether the process (pinned by its create time) still runs. A zombie counts as gone: an orphan's
+    exit status waits for PID 1 to reap it, which may never happen in a container."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _wait_gone(proc: psutil.Process, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while is_alive(proc):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # missing, or caught between the CLI's truncate and write
+        return {}
+    return data if isinstance(data, dict) else {}
