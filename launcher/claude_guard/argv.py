@@ -56,8 +56,8 @@ EMPTY_MEANINGFUL: frozenset[str] = frozenset({"--setting-sources", "--tools", "-
 
 # `claude <command>`: management calls, never sessions (from the Commands section of --help).
 SUBCOMMANDS: frozenset[str] = frozenset(
-    "agents attach auth auto-mode doctor gateway import install logs mcp plugin plugins purge respawn rm "
-    "setup-token stop kill ultrareview update upgrade".split()
+    ["agents", "attach", "auth", "auto-mode", "doctor", "gateway", "import", "install", "logs", "mcp", "plugin",
+     "plugins", "purge", "respawn", "rm", "setup-token", "stop", "kill", "ultrareview", "update", "upgrade"]
 )
 _PASS_FLAGS = frozenset({"-h", "--help", "-v", "--version"})
 _STREAM_JSON = "stream-json"
@@ -135,14 +135,19 @@ def repair(args: list[str]) -> tuple[list[str], list[str]]:
             i += 1
             continue
         if nxt == "" and not meaningful:
-            later = args[i + 2] if i + 2 < n else None
-            if kind == VARIADIC and later is not None and not _is_option(later):
-                # `--add-dir "" b`: b is still a value of the option; only the empty one goes.
+            j = i + 1
+            if kind == VARIADIC:
+                while j < n and args[j] == "":
+                    j += 1  # every empty value of a variadic option goes together
+            later = args[j] if kind == VARIADIC and j < n else None
+            if later is not None and not _is_option(later):
+                # `--add-dir "" b`: b is still a value of the option; only the empty ones go.
                 out.append(token)
-                notes.append(f"dropped an empty value of {token}")
+                notes.append(f"dropped empty value(s) of {token}")
+                i = j
             else:
                 notes.append(f"dropped {token} \"\": an empty value means nothing to {token}")
-            i += 2
+                i = max(j, i + 2)
             continue
         out.extend((token, nxt))
         i += 2
@@ -190,7 +195,7 @@ def classify(args: list[str]) -> Call:
             value = args[i]
             i += 1
         opts[_canonical(name)] = "" if value is None else value
-    if positional and not positional[0] == "" and positional[0] in SUBCOMMANDS and not _has_prompt_flag(opts):
+    if positional and positional[0] != "" and positional[0] in SUBCOMMANDS and not _has_prompt_flag(opts):
         return Call(session=False, kind="passthrough")
     call = Call(session=True, options=opts, fork="--fork-session" in opts)
     if "--print" in opts:

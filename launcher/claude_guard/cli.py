@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.FAILURE  # `claude-guard ps | head`: the reader left; nothing to report
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else ExitCode.USAGE
-    except Exception as e:  # noqa: BLE001 - the one place an unexpected error becomes a line, not a traceback
+    except Exception as e:
         path = _crash_log(e)
         message(f"internal error ({type(e).__name__}: {e}); details in {path}. Please report it")
         return ExitCode.INTERNAL

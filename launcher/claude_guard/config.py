@@ -39,7 +39,7 @@ def parse_duration(value: object) -> float:
         if not m:
             raise BadValue("expected a duration such as 90, \"90s\", \"30m\" or \"2h\"")
         seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-    if seconds < 0 or seconds != seconds:
+    if not seconds >= 0:  # also rejects NaN
         raise BadValue("a duration cannot be negative")
     return seconds
 
@@ -65,7 +65,7 @@ def parse_size(value: object) -> float:
         return -number / 100.0
     base = 1024 if "i" in unit else 1000
     power = "bkmgt".index(unit[0]) if unit else 0
-    return number * base**power
+    return float(number * base**power)
 
 
 def _parse_int(minimum: int) -> Callable[[object], int]:
@@ -163,6 +163,8 @@ KEYS: dict[str, Key] = {
     # launch side
     "real_claude": Key(parse_path, lambda: "", "path of the real claude; empty: first non-shim `claude` on PATH"),
     "max_sessions": Key(_parse_int(1), _default_max_sessions, "live sessions allowed per user (all, guarded or not)"),
+    "count_unguarded": Key(parse_bool, lambda: True,
+                           "count claude sessions started around the guard towards max_sessions"),
     "on_cap": Key(_choice("refuse", "wait"), lambda: "refuse", "at the cap: refuse now, or wait for a slot"),
     "wait_timeout": Key(parse_duration, lambda: 300.0, "with on_cap = wait: how long to wait for a slot"),
     "on_duplicate": Key(_choice("refuse", "takeover"), lambda: "refuse",
@@ -226,10 +228,12 @@ def _read_toml(path: str) -> tuple[dict[str, Any], str]:
     except OSError as e:
         raise GuardError(f"cannot read config {path}: {e.strerror}; fix its permissions or set "
                          "CLAUDE_GUARD_CONFIG to another file", ExitCode.CONFIG) from None
-    try:
+    import sys
+
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    else:  # Python 3.10: the same parser, before it joined the standard library
+        import tomli as tomllib
     try:
         text = raw.decode("utf-8")
         return tomllib.loads(text), text

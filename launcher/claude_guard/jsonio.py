@@ -34,7 +34,7 @@ def _no_default(obj: object) -> Any:
 try:
     import _json
 
-    _scan = _json.make_scanner(_Context())
+    _scan = _json.make_scanner(_Context())  # type: ignore[arg-type]
     _encode = _json.make_encoder(
         None, _no_default, _json.encode_basestring_ascii, None, ": ", ", ", False, False, False
     )
@@ -44,8 +44,12 @@ try:
         stripped = text.strip(" \t\r\n")
         try:
             value, end = _scan(stripped, 0)
-        except StopIteration:
-            raise ValueError("not a JSON document") from None
+        except Exception:
+            # Malformed input: the bare scanner's error reporting is not meant to be called on its own (it
+            # can raise StopIteration or even SystemError), so let the full module say what is wrong.
+            import json
+
+            return json.loads(stripped)
         if end != len(stripped):
             raise ValueError("extra data after the JSON document")
         return value

@@ -22,7 +22,7 @@ from .registry import Registry
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-    from typing import Any, NoReturn
+    from typing import Any
 
     from .config import Settings
 
@@ -116,8 +116,10 @@ class Census:
             out.add(pid)
         return out
 
-    def pids(self) -> set[int]:
-        return {e["pid"] for e in self.live} | set(self.table)
+    def pids(self, unguarded: bool = True) -> set[int]:
+        """Live sessions: the registry's, and (unless `unguarded` is off) those started around the guard."""
+        guarded = {e["pid"] for e in self.live}
+        return guarded | set(self.table) if unguarded else guarded
 
     def holders(self, session_id: str) -> list[int]:
         """Live Claude processes holding `session_id`: by registry, by command line, and by Claude's own
@@ -162,8 +164,8 @@ def claude_session_files() -> list[tuple[int, str, str, str]]:
     return out
 
 
-def _refuse_cap(census: Census, cap: int, waited: float | None) -> GuardError:
-    pids = sorted(census.pids())
+def _refuse_cap(census: Census, cap: int, waited: float | None, unguarded: bool) -> GuardError:
+    pids = sorted(census.pids(unguarded))
     shown = ", ".join(map(str, pids[:8])) + (", ..." if len(pids) > 8 else "")
     after = f" after waiting {waited:g}s" if waited is not None else ""
     return GuardError(
@@ -235,6 +237,7 @@ def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = 
     sid = plan.call.session_id
     cap = int(settings.max_sessions)
     wait = settings.on_cap == "wait"
+    unguarded = bool(settings.count_unguarded)
     began = time.monotonic()
     deadline = began + float(settings.wait_timeout)
     delay = 0.05
@@ -254,7 +257,7 @@ def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = 
                 if holders:
                     registry.log(f"refused duplicate session {sid} held by PIDs {holders}")
                     raise _refuse_duplicate(sid, holders)
-            running = len(census.pids())
+            running = len(census.pids(unguarded))
             position = next((i for i, w in enumerate(data["waiters"]) if w["pid"] == me), None)
             ahead = len(waiters) if position is None else sum(
                 1 for w in data["waiters"][:position] if w in waiters)
@@ -271,7 +274,7 @@ def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = 
                     data["sessions"], data["waiters"] = census.live, waiters
                     registry.save(data)
                 registry.log(f"refused at cap {running}/{cap}")
-                raise _refuse_cap(census, cap, time.monotonic() - began if wait else None)
+                raise _refuse_cap(census, cap, time.monotonic() - began if wait else None, unguarded)
             if position is None:
                 data["sessions"] = census.live
                 data["waiters"] = [*waiters, {"pid": me, "start": my_start, "since": time.time()}]
@@ -292,7 +295,7 @@ def update_pid(registry: Registry, old_pid: int, new_pid: int) -> None:
         registry.save(data)
 
 
-def start(plan: Plan, on_spawn: Callable[[int], None] | None = None) -> int | NoReturn:
+def start(plan: Plan, on_spawn: Callable[[int], None] | None = None) -> int:
     """Run the plan: exec on POSIX (never returns), the wait-and-forward runner on Windows."""
     if os.name == "posix":
         try:
@@ -331,7 +334,7 @@ def run_guarded(program: str | None, prefix: list[str], args: list[str], *, self
                 raise
             say(f"{e.message}; starting claude unguarded")
             registry = None
-        except Exception as e:  # noqa: BLE001 - the guard's own bug must not take claude away
+        except Exception as e:
             if settings.strict:
                 raise GuardError(f"internal error ({type(e).__name__}: {e}); strict = true, so claude was not "
                                  "started. Please report this with ~/.local/state/claude-guard/guard.log",

@@ -80,7 +80,7 @@ def alive(pid: int, start: str | None) -> bool:
         return False
     if LINUX:
         fields = _stat_fields(pid)
-        return bool(fields) and len(fields) > 19 and fields[19] == start and fields[0] not in ("Z", "X")
+        return fields is not None and len(fields) > 19 and fields[19] == start and fields[0] not in ("Z", "X")
     import psutil
 
     try:
@@ -110,12 +110,13 @@ def _make(pid: int, fields: list[str], uid: int, raw_cmdline: bytes) -> Proc:
     cmdline = [os.fsdecode(a) for a in raw_cmdline.split(b"\0")]
     if cmdline and cmdline[-1] == "":
         cmdline.pop()
+    exe: str | None
     try:
-        exe: str | None = os.readlink(f"/proc/{pid}/exe")
-        if exe.endswith(" (deleted)"):  # the binary was replaced by an update while running
-            exe = exe[: -len(" (deleted)")]
+        exe = os.readlink(f"/proc/{pid}/exe")
     except OSError:
         exe = None
+    if exe and exe.endswith(" (deleted)"):  # the binary was replaced by an update while running
+        exe = exe[: -len(" (deleted)")]
     return Proc(pid, int(fields[1]), fields[0], fields[19], uid, int(fields[4]), cmdline, exe)
 
 

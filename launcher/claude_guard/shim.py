@@ -26,7 +26,7 @@ def main(args: list[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
-    except Exception as e:  # noqa: BLE001 - last resort: the guard's own bug must not take claude away
+    except Exception as e:
         message(f"internal error ({type(e).__name__}: {e}); starting claude unguarded. Please report this")
         return _unguarded(args, self_path)
 
