@@ -77,18 +77,13 @@ class Census:
 
     def __init__(self, data: dict[str, Any], me: int) -> None:
         self.me = me
-        self.live: list[dict[str, Any]] = []
-        self.dead = 0
-        for entry in data["sessions"]:
-            if entry["pid"] == me:
-                continue  # our own earlier record (a re-admission after takeover)
-            if procs.alive(entry["pid"], entry["start"]):
-                self.live.append(entry)
-            else:
-                self.dead += 1
         wrappers = self._wrapper_ancestors(me)
         self.table: dict[int, argv.Call] = {}
+        seen: dict[int, str] = {}  # pid -> start token of every candidate the scan read
         for proc in procs.scan(os.getuid() if hasattr(os, "getuid") else None, b"claude"):
+            if proc.state in ("Z", "X"):
+                continue
+            seen[proc.pid] = proc.start
             if proc.pid == me or proc.pid in wrappers:
                 continue
             args = procs.claude_args(proc, resolve.is_shim)
@@ -97,6 +92,18 @@ class Census:
             call = argv.classify(args)
             if call.session:
                 self.table[proc.pid] = call
+        self.live: list[dict[str, Any]] = []
+        self.dead = 0
+        for entry in data["sessions"]:
+            if entry["pid"] == me:
+                continue  # our own earlier record (a re-admission after takeover)
+            start = seen.get(entry["pid"])
+            # Entries are judged from the scan when it saw the pid; a registered process whose command line
+            # no longer says claude (or a different OS) is asked directly.
+            if start == entry["start"] or (start is None and procs.alive(entry["pid"], entry["start"])):
+                self.live.append(entry)
+            else:
+                self.dead += 1
 
     @staticmethod
     def _wrapper_ancestors(me: int) -> set[int]:

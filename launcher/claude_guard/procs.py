@@ -53,10 +53,15 @@ class Proc:
 def _stat_fields(pid: int) -> list[str] | None:
     """Fields 3.. of /proc/PID/stat (after the parenthesised comm, which may hold spaces or parens)."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
     except OSError:
         return None
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     end = data.rfind(b")")
     return data[end + 2 :].decode("ascii", "replace").split() if end > 0 else None
 
@@ -129,20 +134,42 @@ def scan(uid: int | None, needle: bytes = b"") -> Iterator[Proc]:
         yield from (p for p in _psutil_iter(None) if (uid is None or p.uid == uid)
                     and needle.decode() in "\0".join(p.cmdline))
         return
+    # Raw os.open/os.read and the needle test before any stat: this loop visits every process on the
+    # machine on every `claude` launch, and the io layers of open() cost more than the system calls.
+    rdonly = os.O_RDONLY
+    # For an ordinary user most processes are someone else's: a stat of the folder is cheaper than reading
+    # their command lines. For root every process is its own, so the stat would only add cost.
+    owner_first = uid is not None and uid != 0
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
-        pid = int(name)
-        try:
-            st_uid = os.stat(f"/proc/{name}").st_uid
-            if uid is not None and st_uid != uid:
+        if owner_first:
+            try:
+                if os.stat(f"/proc/{name}").st_uid != uid:
+                    continue
+            except OSError:
                 continue
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                raw = f.read()
+        try:
+            fd = os.open(f"/proc/{name}/cmdline", rdonly)
         except OSError:
             continue
-        if needle and needle not in raw:
+        try:
+            raw = os.read(fd, 1 << 16)
+            if needle and needle not in raw:
+                continue
+            while len(raw) % (1 << 16) == 0 and raw:  # a long command line: read the rest
+                more = os.read(fd, 1 << 16)
+                if not more:
+                    break
+                raw += more
+            st_uid = os.fstat(fd).st_uid
+        except OSError:
             continue
+        finally:
+            os.close(fd)
+        if uid is not None and st_uid != uid:
+            continue
+        pid = int(name)
         fields = _stat_fields(pid)
         if fields and len(fields) >= 20:
             yield _make(pid, fields, st_uid, raw)

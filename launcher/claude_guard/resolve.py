@@ -22,11 +22,15 @@ _shim_cache: dict[str, bool] = {}
 
 def forget(path: str) -> None:
     """Drop a cached verdict (after install or uninstall rewrote the file)."""
+    _shim_cache.pop(path, None)
     _shim_cache.pop(os.path.realpath(path), None)
 
 
 def is_shim(path: str) -> bool:
     """True when `path` is a claude-guard shim (by its marker), following symlinks."""
+    cached = _shim_cache.get(path)
+    if cached is not None:
+        return cached
     try:
         real = os.path.realpath(path)
     except (OSError, ValueError):
@@ -45,7 +49,7 @@ def is_shim(path: str) -> bool:
             found = MARKER in tail or b"claude_guard.shim" in tail
     except (OSError, ValueError):
         found = False
-    _shim_cache[real] = found
+    _shim_cache[real] = _shim_cache[path] = found
     return found
 
 

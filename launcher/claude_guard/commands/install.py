@@ -44,7 +44,21 @@ def render() -> bytes:
     from importlib import resources
 
     template = resources.files("claude_guard.shims").joinpath("claude.tmpl").read_text(encoding="utf-8")
-    return template.replace("{python}", sys.executable).replace("{marker}", resolve.MARKER.decode()).encode()
+    return (template.replace("{python}", sys.executable).replace("{marker}", resolve.MARKER.decode())
+            .replace("{sys_path}", repr(shim_sys_path()))).encode()
+
+
+def shim_sys_path() -> list[str]:
+    """Where the shim (run with -I -S) finds claude_guard and its dependencies: the package's parent
+    folder (site-packages, or launcher/ in an editable checkout), then this interpreter's site-packages."""
+    import site
+
+    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = [package_parent]
+    for folder in site.getsitepackages():
+        if folder not in out:
+            out.append(folder)
+    return out
 
 
 def _windows_launcher() -> bytes:
