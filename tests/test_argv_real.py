@@ -1,0 +1,440 @@
+"""What Claude Code's arguments mean, checked against the real CLI rather than assumed.
+
+- The option table in claude_guard.argv against `claude --help` (the pinned copy in
+  tests/fixtures/realclaude/ always; the installed CLI when there is one).
+- Which options' empty value means something: each verdict comes from the Messages request the CLI sends to
+  a FakeAnthropic for `-p hi`, so `argv.EMPTY_MEANINGFUL` is backed by tests that fail if the CLI changes.
+- `claude -p doctor` is a prompt, `claude --model x doctor` the doctor command.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import re
+import subprocess
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from claude_guard import argv
+from realclaude import (
+    EXPECTED_VERSION,
+    FakeAnthropic,
+    offline_env,
+    require_real_claude,
+    run_print,
+    system_blocks,
+)
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "realclaude"
+PINNED_HELP = FIXTURES / f"help-{EXPECTED_VERSION}.txt"
+KIND_NAMES = {
+    argv.FLAG: "flag",
+    argv.REQUIRED: "<required>",
+    argv.OPTIONAL: "[optional]",
+    argv.VARIADIC: "<variadic...>",
+}
+REPLY = "Reply from the fake API."
+# A model only the settings file names: a request for it proves the settings were loaded.
+SETTINGS_MODEL = "claude-guard-settings-model"
+
+# ------------------------------------------------------------------------------------------------------------
+# The option table against --help
+
+_SECTION = re.compile(r"^(\S.*):$")
+_ENTRY = re.compile(r"^  (\S.*?)(?: {2,}|$)")  # exactly two spaces: deeper lines continue a description
+_OPTION = re.compile(r"^(-{1,2}[\w-]+(?:, -{1,2}[\w-]+)*)(?: ([<\[].*[>\]]))?$")
+
+
+def value_kind(spec: str | None) -> int:
+    """The kind of an option from the value part of its help entry (`<x>`, `[x]`, `<x...>`, none)."""
+    if not spec:
+        return argv.FLAG
+    if spec.endswith("...>") or spec.endswith("...]"):
+        return argv.VARIADIC
+    return argv.REQUIRED if spec.startswith("<") else argv.OPTIONAL
+
+
+def parse_help(text: str) -> tuple[dict[str, int], set[str]]:
+    """Options (every name, aliases included, with its kind) and command names (aliases included) listed in
+    `claude --help`."""
+    options: dict[str, int] = {}
+    commands: set[str] = set()
+    section = ""
+    for line in text.splitlines():
+        if heading := _SECTION.match(line):
+            section = heading.group(1)
+            continue
+        entry = _ENTRY.match(line)
+        if not entry:
+            continue
+        spec = entry.group(1)
+        if section == "Options":
+            option = _OPTION.match(spec)
+            assert option, f"unexpected option entry in --help: {line!r}"
+            for name in option.group(1).split(", "):
+                options[name] = value_kind(option.group(2))
+        elif section == "Commands":
+            commands.update(spec.split()[0].split("|"))  # `stop|kill <id>`: a command and its alias
+    return options, commands
+
+
+def table_discrepancies(help_text: str) -> list[str]:
+    options, commands = parse_help(help_text)
+    problems = []
+    for name, kind in sorted(options.items()):
+        if name not in argv.OPTIONS:
+            problems.append(f"{name} ({KIND_NAMES[kind]}) is missing from argv.OPTIONS")
+        elif argv.OPTIONS[name] != kind:
+            problems.append(
+                f"{name} is {KIND_NAMES[kind]} in --help but {KIND_NAMES[argv.OPTIONS[name]]} in the table"
+            )
+    problems += [
+        f"command {name!r} is missing from argv.SUBCOMMANDS" for name in sorted(commands - argv.SUBCOMMANDS)
+    ]
+    problems += [
+        f"argv.SUBCOMMANDS has {name!r}, --help does not" for name in sorted(argv.SUBCOMMANDS - commands)
+    ]
+    return problems
+
+
+def test_help_parser_reads_every_entry_form() -> None:
+    options, commands = parse_help(PINNED_HELP.read_text())
+    assert options["-p"] == options["--print"] == argv.FLAG
+    assert options["--model"] == argv.REQUIRED
+    assert options["-r"] == options["--resume"] == argv.OPTIONAL
+    assert options["--cloud"] == argv.OPTIONAL  # `[description|session_id|url]`
+    assert options["--tools"] == options["--allowed-tools"] == options["--allowedTools"] == argv.VARIADIC
+    # Names too long for the column put their description on the next line.
+    assert options["--exclude-dynamic-system-prompt-sections"] == argv.FLAG
+    assert options["--remote-control-session-name-prefix"] == argv.REQUIRED
+    # Text inside descriptions that looks like an option is not one.
+    assert "--system-prompt[-file]" not in options
+    assert len(options) > 70
+    assert {"doctor", "plugin", "plugins", "stop", "kill", "update", "upgrade"} <= commands
+    assert "prompt" not in commands  # the Arguments section
+
+
+def test_table_matches_the_pinned_help() -> None:
+    assert table_discrepancies(PINNED_HELP.read_text()) == []
+
+
+@pytest.fixture(scope="module")
+def claude() -> str:
+    return require_real_claude()
+
+
+@pytest.fixture(scope="module")
+def installed_version(claude: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    env = offline_env(tmp_path_factory.mktemp("version-home"), "http://127.0.0.1:9")
+    result = run_print(["--version"], env, tmp_path_factory.getbasetemp(), timeout=120, command=[claude])
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()[0] if result.stdout.split() else result.stdout
+
+
+@pytest.fixture(scope="module")
+def installed_help(claude: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    env = offline_env(tmp_path_factory.mktemp("help-home"), "http://127.0.0.1:9")
+    result = run_print(["--help"], env, tmp_path_factory.getbasetemp(), timeout=120, command=[claude])
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.realclaude
+def test_installed_cli_is_the_pinned_version(installed_version: str) -> None:
+    assert installed_version == EXPECTED_VERSION, (
+        f"the installed Claude Code is {installed_version}; the option table in claude_guard/argv.py was "
+        f"read from {EXPECTED_VERSION} (scripts/install-test-deps pins it)"
+    )
+
+
+@pytest.mark.realclaude
+def test_table_matches_the_installed_help(installed_help: str, installed_version: str) -> None:
+    problems = table_discrepancies(installed_help)
+    assert problems == [], f"Claude Code {installed_version} --help disagrees with argv.py:\n" + "\n".join(
+        problems
+    )
+
+
+@pytest.mark.realclaude
+def test_pinned_help_is_what_the_pinned_version_prints(installed_help: str, installed_version: str) -> None:
+    if installed_version != EXPECTED_VERSION:
+        pytest.skip(f"installed {installed_version}, pinned help is of {EXPECTED_VERSION}")
+    assert installed_help == PINNED_HELP.read_text()
+
+
+@pytest.mark.realclaude
+def test_hidden_options_in_the_table_are_defined_by_the_cli(claude: str, installed_help: str) -> None:
+    """Options the table has beyond --help (those the Agent SDKs pass) are real options of this CLI, of the
+    same kind: the CLI's bundled JavaScript defines each as a string like `"--max-turns <turns>"`."""
+    listed, _ = parse_help(installed_help)
+    hidden = sorted(set(argv.OPTIONS) - set(listed))
+    path = Path(claude).resolve()
+    if path.stat().st_size < 1_000_000:
+        pytest.skip(f"{claude} is not the CLI's bundle (a wrapper script?): its option strings are elsewhere")
+    problems = []
+    with path.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        for name in hidden:
+            kinds = _defined_kinds(data, name)
+            if not kinds:
+                problems.append(f"{name}: no definition found in {path}")
+            elif argv.OPTIONS[name] not in kinds:
+                found = ", ".join(sorted(KIND_NAMES[k] for k in kinds))
+                problems.append(f"{name}: {KIND_NAMES[argv.OPTIONS[name]]} in the table, defined as {found}")
+    assert problems == []
+
+
+def _defined_kinds(data: mmap.mmap, name: str) -> set[int]:
+    """The kinds of the option definitions for `name` in the CLI's bundle: `"--x <v>"`, `"-s, --x [v]"`."""
+    kinds: set[int] = set()
+    for prefix in (b'"', b", "):
+        for opener in (b" <", b" ["):
+            needle = prefix + name.encode() + opener
+            at = data.find(needle)
+            while at != -1:
+                end = data.find(b'"', at + len(needle))
+                spec = data[at + len(prefix) + len(name) + 1 : end].decode("utf-8", "replace")
+                if 0 < len(spec) < 80 and re.fullmatch(r"[<\[][^<>\[\]\"]*[>\]]", spec):
+                    kinds.add(value_kind(spec))
+                at = data.find(needle, at + 1)
+    if not kinds and data.find(b'"' + name.encode() + b'"') != -1:
+        kinds.add(argv.FLAG)  # a bare name: only a flag is defined that way
+    return kinds
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Empty values, judged by the request the CLI sends
+
+
+class Probe:
+    """Runs `claude ARGS -p PROMPT` in one fixed HOME and folder against one fake API, so that two runs'
+    requests differ only by what ARGS changed. The user settings name SETTINGS_MODEL."""
+
+    def __init__(self, claude: str, root: Path, api: FakeAnthropic) -> None:
+        self.claude = claude
+        self.api = api
+        self.cwd = root / "project"
+        self.cwd.mkdir()
+        home = root / "home"
+        self.env = offline_env(home, api.url)
+        (home / ".claude").mkdir(exist_ok=True)
+        (home / ".claude" / "settings.json").write_text(json.dumps({"model": SETTINGS_MODEL}))
+
+    def run(
+        self, *args: str, prompt: str = "hi"
+    ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any] | None]:
+        """The run's result and the body of the turn request it sent (None when it sent none)."""
+        before = len(self.api.requests)
+        result = run_print([*args, "-p", prompt], self.env, self.cwd, timeout=180, command=[self.claude])
+        turns = [
+            r.body
+            for r in self.api.requests[before:]
+            if r in self.api.turns_with(prompt) and isinstance(r.body, dict)
+        ]
+        return result, (turns[-1] if turns else None)
+
+    def request(self, *args: str) -> dict[str, Any]:
+        result, body = self.run(*args)
+        assert result.returncode == 0, (
+            f"claude {' '.join(args)!r} -p hi: rc {result.returncode}\n{result.stderr}"
+        )
+        assert body is not None, f"claude {args!r} -p hi sent no turn request"
+        return body
+
+    @cached_property
+    def baseline(self) -> dict[str, Any]:
+        """The request without any extra option."""
+        return self.request()
+
+
+@pytest.fixture(scope="module")
+def probe(claude: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Probe]:
+    with FakeAnthropic(REPLY) as api:
+        yield Probe(claude, tmp_path_factory.mktemp("probe"), api)
+
+
+def comparable(body: dict[str, Any]) -> dict[str, Any]:
+    """A request body without the per-run ids (metadata carries the session id)."""
+    return {key: value for key, value in body.items() if key != "metadata"}
+
+
+def tool_names(body: dict[str, Any]) -> list[str]:
+    return [str(tool.get("name")) for tool in body.get("tools") or []]
+
+
+def test_empty_meaningful_is_the_set_these_tests_back() -> None:
+    # Each option here has a test below showing what its empty value does; add the test with the option.
+    assert {"--setting-sources", "--tools", "--system-prompt"} == argv.EMPTY_MEANINGFUL
+
+
+@pytest.mark.realclaude
+@pytest.mark.parametrize(
+    "empty", [["--setting-sources", ""], ["--setting-sources="]], ids=["separate", "inline"]
+)
+def test_empty_setting_sources_loads_no_settings_file(probe: Probe, empty: list[str]) -> None:
+    assert probe.baseline["model"] == SETTINGS_MODEL  # absent: the user settings are loaded
+    assert probe.request(*empty)["model"] != SETTINGS_MODEL  # empty: none are
+
+
+@pytest.mark.realclaude
+@pytest.mark.parametrize("empty", [["--system-prompt", ""], ["--system-prompt="]], ids=["separate", "inline"])
+def test_empty_system_prompt_replaces_the_default_prompt(probe: Probe, empty: list[str]) -> None:
+    # The billing header carries a hash of the request; the other blocks are the prompt.
+    def prompt(body: dict[str, Any]) -> list[str]:
+        return [b for b in system_blocks(body) if not b.startswith("x-anthropic-billing-header")]
+
+    default, custom = prompt(probe.baseline), prompt(probe.request(*empty))
+    dropped = [block for block in default if block not in custom]
+    # What is left is the identity line the CLI always sends; Claude Code's own long prompt is gone.
+    assert all(block in default for block in custom)
+    assert sum(map(len, dropped)) > 1000, (default, custom)
+
+
+@pytest.mark.realclaude
+@pytest.mark.parametrize("empty", [["--tools", ""], ["--tools="]], ids=["separate", "inline"])
+def test_empty_tools_means_no_tools(probe: Probe, empty: list[str]) -> None:
+    assert tool_names(probe.baseline)  # absent: the default set
+    assert tool_names(probe.request(*empty)) == []
+
+
+@pytest.mark.realclaude
+@pytest.mark.parametrize("option", sorted(argv.EMPTY_MEANINGFUL))
+def test_every_empty_meaningful_option_changes_the_request(probe: Probe, option: str) -> None:
+    assert comparable(probe.request(option, "")) != comparable(probe.baseline)
+
+
+# Options whose empty value leaves the request exactly as without the option (some print a warning): dropping
+# `--x ""` (what argv.repair does) changes nothing.
+IGNORED_WHEN_EMPTY = [
+    "--append-system-prompt",
+    "--allowedTools",
+    "--fallback-model",
+    "--disallowedTools",
+    "--add-dir",  # "Give a directory path."
+    "--betas",  # "Warning: Beta header '' is not allowed."
+    "--effort",  # "Warning: Unknown --effort value ''"
+    "--agent",
+    "--agents",
+    "--settings",
+    "--mcp-config",
+    "--name",
+    "--session-id",
+    "--json-schema",
+    "--system-prompt-file",
+    "--append-system-prompt-file",
+    "--plugin-dir",
+    "--max-turns",
+    "--resume-session-at",
+]
+
+
+@pytest.mark.realclaude
+@pytest.mark.parametrize("option", IGNORED_WHEN_EMPTY)
+def test_empty_value_is_the_same_as_no_option(probe: Probe, option: str) -> None:
+    assert option not in argv.EMPTY_MEANINGFUL
+    assert comparable(probe.request(option, "")) == comparable(probe.baseline)
+
+
+# Options whose empty value the CLI refuses before any request: dropping it turns a failure into a launch.
+REJECTED_WHEN_EMPTY = [
+    "--permission-mode",
+    "--output-format",
+    "--input-format",
+    "--max-budget-usd",
+    "--autocompact",
+    "--permission-prompts",
+    "--system-prompt-snapshot",
+    "--thinking",
+]
+
+
+@pytest.mark.realclaude
+@pytest.mark.parametrize("option", REJECTED_WHEN_EMPTY)
+def test_empty_value_is_refused(probe: Probe, option: str) -> None:
+    assert option not in argv.EMPTY_MEANINGFUL
+    result, body = probe.run(option, "")
+    assert result.returncode == 1
+    assert "argument '' is invalid" in result.stderr
+    assert body is None
+
+
+@pytest.mark.realclaude
+def test_empty_model_is_sent_to_the_api_as_an_empty_name(probe: Probe) -> None:
+    # Different from no --model, but only by asking the API for a model named "" (which it rejects):
+    # nothing worth keeping, so argv.repair may drop it, and the settings' model applies again.
+    assert "--model" not in argv.EMPTY_MEANINGFUL
+    assert probe.baseline["model"] == SETTINGS_MODEL
+    assert probe.request("--model", "")["model"] == ""
+
+
+@pytest.mark.realclaude
+def test_empty_max_thinking_tokens_turns_thinking_off(probe: Probe) -> None:
+    # Found while checking the table: "" counts as 0, which turns extended thinking off on a model that
+    # thinks with a budget. (Not in EMPTY_MEANINGFUL; no SDK passes it empty.)
+    model = ("--model", "claude-sonnet-4-5")
+    assert probe.request(*model)["thinking"]["type"] == "enabled"
+    assert probe.request(*model, "--max-thinking-tokens", "")["thinking"] == {"type": "disabled"}
+    assert probe.request(*model, "--max-thinking-tokens", "0")["thinking"] == {"type": "disabled"}
+
+
+@pytest.mark.realclaude
+def test_empty_permission_prompt_tool_still_names_a_host(probe: Probe) -> None:
+    # Found while checking the table: any value, "" included, makes the CLI offer the AskUserQuestion tool
+    # (a host is taken to answer questions). (Not in EMPTY_MEANINGFUL; no SDK passes it empty.)
+    assert "AskUserQuestion" not in tool_names(probe.baseline)
+    assert "AskUserQuestion" in tool_names(probe.request("--permission-prompt-tool", ""))
+    assert "AskUserQuestion" in tool_names(probe.request("--permission-prompt-tool", "mcp__host__approve"))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The orphan flag: what a host that drops empty arguments produces
+
+
+@pytest.mark.realclaude
+def test_orphan_setting_sources_swallows_the_next_option(probe: Probe) -> None:
+    args = ["--setting-sources", "--permission-mode", "plan", "-p", "hi"]
+    result = run_print(args, probe.env, probe.cwd, timeout=180, command=[probe.claude])
+    assert result.returncode == 1
+    assert "Invalid setting source: --permission-mode" in result.stderr
+
+    # argv.repair restores the empty value (not drops the option): the launch works and loads no settings.
+    repaired, _ = argv.repair(args)
+    assert repaired == ["--setting-sources", "", "--permission-mode", "plan", "-p", "hi"]
+    result, body = probe.run(*repaired[:-2])
+    assert result.returncode == 0, result.stderr
+    assert body is not None
+    assert body["model"] != SETTINGS_MODEL
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Subcommand or prompt
+
+
+@pytest.mark.realclaude
+@pytest.mark.parametrize(
+    ("args", "prompt"),
+    [(["-p", "doctor"], "doctor"), (["doctor", "-p"], "doctor"), (["--print", "mcp", "list"], "mcp")],
+)
+def test_with_print_a_command_name_is_a_prompt(probe: Probe, args: list[str], prompt: str) -> None:
+    assert argv.classify(args).session
+    before = len(probe.api.requests)
+    result = run_print(args, probe.env, probe.cwd, timeout=180, command=[probe.claude])
+    assert result.returncode == 0, result.stderr
+    assert REPLY in result.stdout
+    assert [r for r in probe.api.requests[before:] if r in probe.api.turns_with(prompt)]
+
+
+@pytest.mark.realclaude
+@pytest.mark.parametrize("args", [["doctor"], ["--model", "x", "doctor"]])
+def test_without_print_doctor_is_the_command(probe: Probe, args: list[str]) -> None:
+    assert not argv.classify(args).session
+    before = len(probe.api.requests)
+    result = run_print(args, probe.env, probe.cwd, timeout=180, command=[probe.claude])
+    assert result.returncode == 0, result.stderr
+    assert "Claude Code doctor" in result.stdout
+    assert REPLY not in result.stdout
+    assert probe.api.requests[before:] == []  # no conversation: the command talks to no model
