@@ -214,7 +214,7 @@ class Settings:
 def _line_of(text: str, key: str) -> int | None:
     import re
 
-    pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=", re.MULTILINE)
+    pattern = re.compile(rf"^[ \t]*[\"']?{re.escape(key)}[\"']?\s*=", re.MULTILINE)
     m = pattern.search(text)
     return text.count("\n", 0, m.start()) + 1 if m else None
 
