@@ -206,6 +206,7 @@ class Registry:
                 pass
             raise GuardError(f"cannot write registry {self.path}: {e.strerror}; free disk space or fix the "
                              "folder's permissions", ExitCode.STATE) from None
+        self._remove_stale_temps()
         if hasattr(os, "O_DIRECTORY"):
             try:
                 dfd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
@@ -215,6 +216,22 @@ class Registry:
                     os.close(dfd)
             except OSError:
                 pass  # durability of the rename is best effort; the content is already safe
+
+    def _remove_stale_temps(self) -> None:
+        """A writer killed between creating its temp file and the rename leaves the file behind; its pid is
+        in the name. Called under the lock, so no live writer of ours can be mid-write."""
+        prefix = REGISTRY + ".tmp-"
+        try:
+            names = [n for n in os.listdir(self.folder) if n.startswith(prefix)]
+        except OSError:
+            return
+        for name in names:
+            pid = name[len(prefix):]
+            if pid.isdigit() and int(pid) != os.getpid():
+                try:
+                    os.unlink(os.path.join(self.folder, name))
+                except OSError:
+                    pass
 
     def log(self, line: str) -> None:
         """Append one line to guard.log (never to stdout: SDK hosts read claude's stdout)."""
