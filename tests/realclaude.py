@@ -34,8 +34,9 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_VAR = "CLAUDE_GUARD_TEST_REAL_CLAUDE"
-# Where scripts/install-test-deps puts the pinned CLI (npm's hard link to the native binary).
-CACHED_CLAUDE = REPO_ROOT / ".cache/npm/node_modules/@anthropic-ai/claude-code/bin/claude.exe"
+# Where scripts/install-test-deps puts the pinned CLI (npm's hard link to the native binary), below its
+# cache folder ($CLAUDE_GUARD_TEST_CACHE, else .cache in the repo).
+CLAUDE_IN_CACHE = "npm/node_modules/@anthropic-ai/claude-code/bin/claude.exe"
 EXPECTED_VERSION = "2.1.330"
 FAKE_API_KEY = "sk-ant-fake"
 SKIP_REASON = "real Claude Code CLI not installed: run scripts/install-test-deps"
@@ -50,8 +51,9 @@ def find_real_claude() -> str | None:
         # An override that does not resolve means "not installed", not "fall back": a typo must not
         # silently test some other binary.
         return found if found and os.access(found, os.X_OK) and Path(found).is_file() else None
-    if CACHED_CLAUDE.is_file() and os.access(CACHED_CLAUDE, os.X_OK):
-        return str(CACHED_CLAUDE)
+    cached = Path(os.environ.get("CLAUDE_GUARD_TEST_CACHE") or REPO_ROOT / ".cache") / CLAUDE_IN_CACHE
+    if cached.is_file() and os.access(cached, os.X_OK):
+        return str(cached)
     return None
 
 

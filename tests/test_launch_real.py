@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from realclaude import FakeAnthropic, InteractiveClaude, offline_env, require_real_claude, run_print
 
 pytestmark = pytest.mark.realclaude
