@@ -268,7 +268,8 @@ def tool_names(body: dict[str, Any]) -> list[str]:
 
 def test_empty_meaningful_is_the_set_these_tests_back() -> None:
     # Each option here has a test below showing what its empty value does; add the test with the option.
-    assert {"--setting-sources", "--tools", "--system-prompt"} == argv.EMPTY_MEANINGFUL
+    assert {"--setting-sources", "--tools", "--system-prompt", "--max-thinking-tokens",
+            "--permission-prompt-tool"} == argv.EMPTY_MEANINGFUL
 
 
 @pytest.mark.realclaude
@@ -369,7 +370,7 @@ def test_empty_model_is_sent_to_the_api_as_an_empty_name(probe: Probe) -> None:
 @pytest.mark.realclaude
 def test_empty_max_thinking_tokens_turns_thinking_off(probe: Probe) -> None:
     # Found while checking the table: "" counts as 0, which turns extended thinking off on a model that
-    # thinks with a budget. (Not in EMPTY_MEANINGFUL; no SDK passes it empty.)
+    # thinks with a budget. So it is in EMPTY_MEANINGFUL: an empty value is kept, an orphan gets it back.
     model = ("--model", "claude-sonnet-4-5")
     assert probe.request(*model)["thinking"]["type"] == "enabled"
     assert probe.request(*model, "--max-thinking-tokens", "")["thinking"] == {"type": "disabled"}
@@ -379,7 +380,7 @@ def test_empty_max_thinking_tokens_turns_thinking_off(probe: Probe) -> None:
 @pytest.mark.realclaude
 def test_empty_permission_prompt_tool_still_names_a_host(probe: Probe) -> None:
     # Found while checking the table: any value, "" included, makes the CLI offer the AskUserQuestion tool
-    # (a host is taken to answer questions). (Not in EMPTY_MEANINGFUL; no SDK passes it empty.)
+    # (a host is taken to answer questions). So it is in EMPTY_MEANINGFUL.
     assert "AskUserQuestion" not in tool_names(probe.baseline)
     assert "AskUserQuestion" in tool_names(probe.request("--permission-prompt-tool", ""))
     assert "AskUserQuestion" in tool_names(probe.request("--permission-prompt-tool", "mcp__host__approve"))

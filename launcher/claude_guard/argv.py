@@ -23,12 +23,14 @@ _REQUIRED = (
     "--output-format --permission-mode --permission-prompts --plugin-dir --plugin-url "
     "--remote-control-session-name-prefix --session-id --setting-sources --settings --system-prompt "
     "--system-prompt-file --system-prompt-snapshot "
-    # hidden options the Agent SDKs pass
-    "--max-turns --max-thinking-tokens --permission-prompt-tool --resume-session-at --thinking"
+    # hidden options the Agent SDKs pass (kinds from the CLI binary's own option definitions)
+    "--max-turns --max-thinking-tokens --permission-prompt-tool --resume-session-at --thinking "
+    "--task-budget --thinking-display --initialize-fields --managed-settings --plugin-dir-no-mcp "
+    "--project-config-root --resume-drops-turn --sdk-url"
 )
 _VARIADIC = (
     "--add-dir --allowedTools --allowed-tools --betas --disallowedTools --disallowed-tools --file "
-    "--mcp-config --tools"
+    "--mcp-config --tools --channels"
 )
 _OPTIONAL = "--cloud -d --debug --from-pr --prompt-suggestions --remote-control -r --resume --teleport -w --worktree"
 _FLAGS = (
@@ -36,7 +38,9 @@ _FLAGS = (
     "--continue --dangerously-skip-permissions --desktop --disable-slash-commands "
     "--exclude-dynamic-system-prompt-sections --fork-session --forward-subagent-text -h --help --ide "
     "--include-hook-events --include-partial-messages --no-chrome --no-session-persistence -p --print "
-    "--replay-user-messages --restricted --safe-mode --strict-mcp-config --tmux --verbose -v --version"
+    "--replay-user-messages --restricted --safe-mode --strict-mcp-config --tmux --verbose -v --version "
+    # hidden flags the Agent SDKs pass
+    "--session-mirror --await-initialize --managed-settings-in-initialize --debug-to-stderr"
 )
 
 OPTIONS: dict[str, int] = {
@@ -51,8 +55,12 @@ OPTIONS: dict[str, int] = {
 # - `--setting-sources ""`: load no settings files (absent: user, project and local are loaded);
 # - `--tools ""`: no built-in tools (its help says so; absent: the default set);
 # - `--system-prompt ""`: an empty system prompt (absent: Claude Code's default prompt). The Python
-#   Agent SDK passes exactly this when no system prompt is configured.
-EMPTY_MEANINGFUL: frozenset[str] = frozenset({"--setting-sources", "--tools", "--system-prompt"})
+#   Agent SDK passes exactly this when no system prompt is configured;
+# - `--max-thinking-tokens ""`: counts as 0, extended thinking off (absent: on, with a budget);
+# - `--permission-prompt-tool ""`: a host answers questions (the AskUserQuestion tool is offered).
+EMPTY_MEANINGFUL: frozenset[str] = frozenset(
+    {"--setting-sources", "--tools", "--system-prompt", "--max-thinking-tokens", "--permission-prompt-tool"}
+)
 
 # `claude <command>`: management calls, never sessions (from the Commands section of --help).
 SUBCOMMANDS: frozenset[str] = frozenset(
