@@ -1,0 +1,111 @@
+"""`claude-guard ps`: every Claude Code session of the user, its state and the facts behind it."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import output
+from ..errors import ExitCode
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..sessions import Session, View
+
+COLOURS = {"orphan": "RED", "duplicate": "MAGENTA", "over-age": "YELLOW", "idle": "CYAN", "unguarded": "BLUE",
+           "active": "GREEN"}
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("ps", help="list Claude sessions: state, idle time, memory of the whole tree",
+                       description="List every Claude Code session (guarded or not) with its state: active, "
+                                   "idle, orphan, duplicate, unguarded or over-age.")
+    p.add_argument("--json", action="store_true", help="a JSON list (schema in docs/sweep.md)")
+    p.add_argument("--all-users", action="store_true", help="root only: every user's sessions")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import sessions
+
+    _, _, view = sessions.current(args.all_users, "ps")
+    rows = sorted(view.sessions, key=lambda s: (s.row.created, s.pid))
+    if args.json:
+        from .. import jsonio
+
+        output.data(jsonio.dumps([s.json() for s in rows]))
+        return ExitCode.OK
+    output.data(table(rows, view, all_users=args.all_users))
+    return ExitCode.OK
+
+
+def table(rows: list[Session], view: View, all_users: bool = False, width: int | None = None) -> str:
+    """A table that fits the terminal: the working folder takes what the other columns leave."""
+    import shutil
+
+    from ..reaper import human_bytes, human_duration
+
+    width = width or shutil.get_terminal_size((120, 24)).columns
+    columns = ["PID", "STATE", "SESSION", "AGE", "IDLE", "CPU%", "RSS", "PROCS", "TTY", "PARENT"]
+    if all_users:
+        columns.insert(1, "USER")
+    cells: list[list[str]] = []
+    for s in rows:
+        sid = (s.session_id or "-")[:8] + ("" if s.guarded else "*")
+        cpu = "-" if s.cpu_percent is None else f"{s.cpu_percent:.1f}"
+        tty = (s.terminal or "-").replace("/dev/", "") + ("" if s.attached or not s.terminal else "(dead)")
+        parent = f"{s.row.ppid}:{s.parent_name or '?'}"
+        line = [str(s.pid), s.state, sid, human_duration(s.age), human_duration(s.idle), cpu, human_bytes(s.rss),
+                str(1 + len(s.own)), tty, parent[:16]]
+        if all_users:
+            line.insert(1, _user(s.row.uid))
+        cells.append(line)
+    # Drop the least telling columns until the rest plus a usable CWD fits.
+    for drop in ("PROCS", "PARENT", "TTY", "CPU%"):
+        widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+        if sum(widths) + 2 * len(widths) + 20 <= width:
+            break
+        i = columns.index(drop)
+        columns.pop(i)
+        for r in cells:
+            r.pop(i)
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    room = max(10, width - sum(widths) - 2 * len(widths))
+    state_at = columns.index("STATE")
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)) + "  CWD"]
+    for s, r in zip(rows, cells, strict=True):
+        cwd = s.cwd or "-"
+        if len(cwd) > room:
+            cwd = "…" + cwd[-(room - 1):]
+        padded = [c.ljust(w) for c, w in zip(r, widths, strict=True)]
+        padded[state_at] = output.paint(padded[state_at], COLOURS[s.state])
+        lines.append("  ".join(padded) + "  " + cwd)
+    lines.append(footer(rows, view))
+    return "\n".join(lines)
+
+
+def footer(rows: list[Session], view: View) -> str:
+    from ..reaper import human_bytes
+
+    counts: dict[str, int] = {}
+    for s in rows:
+        counts[s.state] = counts.get(s.state, 0) + 1
+    states = ", ".join(f"{n} {state}" for state, n in counts.items())
+    line = (f"{len(rows)} session{'s' if len(rows) != 1 else ''}" + (f" ({states})" if states else "")
+            + f", {human_bytes(sum(s.rss for s in rows))} in their trees; * = not started through the guard")
+    lost = [st for st in view.strays if st.owner is None]
+    if lost:
+        line += (f"\n{len(lost)} stray process group{'s' if len(lost) != 1 else ''} left by ended sessions "
+                 f"({human_bytes(sum(st.rss for st in lost))}): `claude-guard reap` ends them")
+    if view.dead or view.stale:
+        line += (f"\n{len(view.dead)} registry entries and {len(view.stale)} Claude session files of processes "
+                 "that are gone: `claude-guard reap` prunes the registry")
+    return line
+
+
+def _user(uid: int) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return str(uid)

@@ -1,0 +1,215 @@
+"""`claude-guard reap`: end orphaned, duplicate, idle, over-age, over-cap sessions; once, or `--watch`.
+
+Policies, their order and the never-end rules are in reaper.py (and docs/sweep.md). Every threshold is a
+config key with a flag of the same name here.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import config, output
+from ..errors import ExitCode, GuardError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..reaper import Plan
+
+# Config keys that are also flags of `reap` (--idle-after 30m, ...).
+FLAGS = ("idle_after", "idle_cpu", "cpu_window", "grace", "min_age", "max_age", "memory_floor", "memory_margin",
+         "max_sessions", "interval", "cooldown")
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("reap", help="end orphaned, duplicate and idle Claude sessions (see --dry-run)",
+                       description="End leaked Claude Code sessions and their whole process trees. Policies, in "
+                                   "order: dead, orphan, stray, duplicate, idle, over-age, over-cap, memory. "
+                                   "--dry-run says what would be ended and why.")
+    p.add_argument("-n", "--dry-run", action="store_true", help="say what would be ended; change nothing")
+    p.add_argument("--json", action="store_true", help="machine-readable report (one object per sweep)")
+    p.add_argument("--watch", action="store_true", help="sweep every --interval until SIGTERM")
+    p.add_argument("--all-users", action="store_true", help="root only: every user's sessions")
+    p.add_argument("--force", action="store_true",
+                   help="under memory pressure, also end active and attached sessions")
+    p.add_argument("--only", default=None, metavar="POLICY,...",
+                   help="apply only these policies (dead, orphan, stray, duplicate, idle, over-age, over-cap, "
+                        "memory)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only when something was ended or failed")
+    for key in FLAGS:
+        p.add_argument("--" + key.replace("_", "-"), dest=key, default=None, metavar="VALUE",
+                       help=config.KEYS[key].help)
+    p.add_argument("--reap-attached", dest="reap_attached", action="store_const", const=True, default=None,
+                   help=config.KEYS["reap_attached"].help)
+    p.add_argument("--protect", action="append", default=None, metavar="ID|NAME|PID|DIR",
+                   help="never end this (added to the protect setting; repeatable)")
+    p.set_defaults(func=run)
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    overrides = {key: getattr(args, key) for key in (*FLAGS, "reap_attached")}
+    settings = config.load(None, overrides)
+    if args.protect:
+        settings.values["protect"] = [*settings.protect, *args.protect]
+    return settings
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    from .. import reaper
+
+    if args.all_users and hasattr(os, "geteuid") and os.geteuid() != 0:
+        raise GuardError("--all-users needs root; without it, reap ends only your own sessions", ExitCode.USAGE)
+    only = [p.strip() for p in args.only.split(",") if p.strip()] if args.only else None
+    unknown = [p for p in only or [] if p not in reaper.POLICIES]
+    if unknown:
+        raise GuardError(f"--only: unknown policy {', '.join(unknown)}; choose from {', '.join(reaper.POLICIES)}",
+                         ExitCode.USAGE)
+    args.only_list = only
+    if args.watch:
+        return watch(args)
+    code, _ = sweep(args, _settings(args))
+    return code
+
+
+def sweep(args: argparse.Namespace, settings: Any) -> tuple[int, Plan]:
+    """One sweep: look, decide, act (unless --dry-run), remember, report."""
+    import contextlib
+
+    from .. import clock, ledger, reaper, sessions
+    from ..registry import LockTimeout, Registry
+
+    folder = settings.registry_dir()
+
+    def look(book: dict[str, Any]) -> tuple[sessions.View, Plan]:
+        view = sessions.collect(settings, ledger=book, all_users=args.all_users)
+        return view, reaper.plan(view, settings, all_users=args.all_users, force=args.force, only=args.only_list,
+                                 cooldown_until=float(book["cooldown_until"]))
+
+    if args.dry_run:
+        view, plan = look(ledger.load(folder))
+        report(plan, args, view_count=len(view.sessions))
+        return ExitCode.OK, plan
+    held = contextlib.ExitStack()
+    try:
+        held.enter_context(ledger.lock(folder, float(settings.grace) + 10.0))
+    except LockTimeout:
+        raise GuardError("another reap is still running (its lock is held); this one was skipped",
+                         ExitCode.FAILURE) from None
+    with held:
+        book = ledger.load(folder)
+        view, plan = look(book)
+        reaper.execute(plan, settings, all_users=args.all_users, log=False)
+        ended = [a for a in plan.actions if a.outcome == "ended"]
+        if plan.pruned or any(a.session and a.session.guarded for a in ended):
+            registry = Registry(folder, float(settings.lock_timeout))
+            plan.pruned = reaper.prune(registry, [(a.pid, a.start) for a in ended if a.session])
+        reaper.audit(plan)
+        sessions.observe(view, book, settings)
+        for a in ended:
+            ledger.count(book, a.reason, a.rss)
+        if any(a.reason == "memory" for a in ended):
+            book["cooldown_until"] = clock.awake() + float(settings.cooldown)
+        counters = book["counters"]
+        counters["failed"] = int(counters.get("failed", 0)) + sum(1 for a in plan.actions if a.outcome == "failed")
+        counters["sweeps"] = int(counters.get("sweeps", 0)) + 1
+        counters["last_sweep"] = view.now
+        ledger.save(folder, book)
+    report(plan, args, view_count=len(view.sessions))
+    failed = any(a.outcome == "failed" for a in plan.actions)
+    return (ExitCode.FAILURE if failed else ExitCode.OK), plan
+
+
+def report(plan: Plan, args: argparse.Namespace, view_count: int) -> None:
+    from ..reaper import human_bytes
+
+    dry = bool(args.dry_run)
+    if args.json:
+        from .. import jsonio
+
+        output.data(jsonio.dumps(plan.json(dry)))
+        return
+    quiet = args.quiet or args.watch
+    if quiet and not plan.actions:
+        return
+    lines: list[str] = []
+    for a in plan.actions:
+        verb = {"planned": "would end", "ended": "ended", "failed": "FAILED to end"}[a.outcome]
+        colour = {"planned": "YELLOW", "ended": "GREEN", "failed": "RED"}[a.outcome]
+        what = f"PID {a.pid}" + (f" session {a.session_id}" if a.session_id else "") + ("" if a.session else
+                                                                                     " (stray process)")
+        line = (f"{output.paint(verb, colour)} {what} [{a.reason}]: {a.detail}; {human_bytes(a.rss)} in "
+                f"{len(a.targets)} process{'es' if len(a.targets) != 1 else ''}")
+        if a.killed:
+            line += f"; SIGKILL after the grace period for PID {', '.join(map(str, a.killed))}"
+        lines.append(line)
+        lines.extend(f"    {e}" for e in a.errors)
+        if a.resume:
+            lines.append(f"    resume with: {a.resume}")
+    if not quiet:
+        for s in plan.skips:
+            lines.append(f"kept PID {s.pid}" + (f" session {s.session_id}" if s.session_id else "")
+                         + f" [{s.policy}]: {s.why}")
+        if plan.pruned:
+            pids = ", ".join(str(e.get("pid")) for e in plan.pruned)
+            lines.append(f"{'would prune' if dry else 'pruned'} {len(plan.pruned)} registry "
+                         f"entr{'ies' if len(plan.pruned) != 1 else 'y'} whose process is gone (PID {pids})")
+        for f in plan.stale:
+            lines.append(f"stale Claude session file (its process is gone): {f.path}")
+        if plan.memory:
+            m = plan.memory
+            lines.append(f"memory: {human_bytes(m['available_bytes'])} available, floor "
+                         f"{human_bytes(m['floor_bytes'])}, target {human_bytes(m['target_bytes'])}")
+        lines.extend(plan.notes)
+    lines.append(summary(plan, dry, view_count))
+    output.data("\n".join(lines))
+
+
+def summary(plan: Plan, dry: bool, live: int) -> str:
+    from ..reaper import human_bytes
+
+    if not plan.actions:
+        return f"nothing to reap ({live} session{'s' if live != 1 else ''} live)"
+    sessions = sum(1 for a in plan.actions if a.session)
+    strays = len(plan.actions) - sessions
+    what = f"{sessions} session{'s' if sessions != 1 else ''}" + (f" and {strays} stray group"
+                                                                  f"{'s' if strays != 1 else ''}" if strays else "")
+    if dry:
+        return f"would end {what}, freeing about {human_bytes(plan.freed)}"
+    failed = sum(1 for a in plan.actions if a.outcome == "failed")
+    ended = len(plan.actions) - failed
+    line = f"ended {ended} of {what}, freed about {human_bytes(plan.freed)}"
+    return line + (f"; {failed} failed" if failed else "")
+
+
+def watch(args: argparse.Namespace) -> int:
+    """Sweep every `interval` until SIGTERM/SIGINT. A failed sweep is reported and the loop goes on; after
+    ending something under memory pressure it waits at least `cooldown` before the next one."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", signal.SIGTERM)):
+        signal.signal(sig, on_signal)
+    while not stop.is_set():
+        interval = 60.0
+        pause = 0.0
+        try:
+            settings = _settings(args)
+            interval = float(settings.interval)
+            _, plan = sweep(args, settings)
+            if any(a.reason == "memory" and a.outcome == "ended" for a in plan.actions):
+                pause = float(settings.cooldown)
+        except GuardError as e:
+            output.message(f"{e.message}; next sweep in {interval:g}s")
+        except Exception as e:  # one bad sweep must not end the watch
+            output.message(f"sweep failed ({type(e).__name__}: {e}); next sweep in {interval:g}s")
+        stop.wait(max(interval, pause, 0.1))
+    output.message("reap --watch: stopped")
+    return ExitCode.OK

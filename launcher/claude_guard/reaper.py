@@ -1,0 +1,514 @@
+"""Ending sessions: which ones (the policies, in their documented order) and how (signals, safely).
+
+Policies, applied in this order; a session is taken by the first that picks it:
+  dead       registry entries whose process is gone are pruned; Claude's stale session files are reported
+  orphan     its parent is gone and no live terminal holds it (SDK sessions whose host died included)
+  stray      processes that left a session's tree (own process group, reparented) whose session is gone
+  duplicate  the newer of two live processes on one session id
+  idle       idle at least `idle_after` (awake time; attached sessions only with `reap_attached`)
+  over-age   older than `max_age` (off by default)
+  over-cap   more live sessions than `max_sessions`: idle ones, longest idle first, down to the cap
+  memory     available memory under `memory_floor`: idle ones, largest tree first, until available is back
+             above floor + `memory_margin` (active ones only with --force)
+
+Whatever the policy, a session is never ended when: the reaper runs inside it (it is the reaper or one of
+its ancestors, or the reaper is in its tree); it belongs to another user (unless root and --all-users);
+it matches `protect`; its age is unknown or under `min_age`. Processes are only signalled when found to be
+Claude Code or a descendant of one (by tree or by the markers in their environment).
+
+Ending: SIGTERM to the session's whole tree (descendants that left it included), SIGKILL to whatever is
+still there after `grace`. Right before every signal the target is re-checked: same pid and start token,
+not a zombie, same owner, and a session's own process still runs Claude Code. On Linux the check and the
+signal go through a pidfd opened first, so a pid reused between check and signal is never hit.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+
+from . import jsonio, paths, procs, resolve, sessions
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any
+
+    from .sessions import Session, Stray, View
+
+POLICIES = ("dead", "orphan", "stray", "duplicate", "idle", "over-age", "over-cap", "memory")
+MEMORY_FILE_ENV = "CLAUDE_GUARD_MEM_AVAILABLE_FILE"  # tests: a file holding the available bytes
+AUDIT = "audit.jsonl"
+_AUDIT_LIMIT = 4 << 20
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 120:
+        return f"{s}s"
+    if s < 7200:
+        return f"{s // 60}m"
+    if s < 172800:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600}h"
+
+
+class Action:
+    """One session (or stray group) to end, and what happened when it was."""
+
+    def __init__(self, reason: str, detail: str, session: Session | None = None, stray: Stray | None = None,
+                 targets: list[tuple[int, str, bool]] | None = None, rss: int = 0) -> None:
+        self.reason = reason
+        self.detail = detail
+        self.session = session
+        self.stray = stray
+        row = session.row if session else stray.row if stray else None
+        assert row is not None
+        self.pid, self.start = row.pid, row.start
+        self.session_id = session.session_id if session else stray.session_id if stray else None
+        self.cwd = session.cwd if session else None
+        self.targets = targets or []  # (pid, start token, must still be Claude Code)
+        self.rss = rss
+        self.outcome = "planned"  # planned | ended | failed
+        self.signals: list[str] = []
+        self.killed: list[int] = []  # pids that needed SIGKILL
+        self.errors: list[str] = []
+        self.resume: str | None = None
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "pid": self.pid,
+            "start": self.start,
+            "session_id": self.session_id,
+            "reason": self.reason,
+            "detail": self.detail,
+            "kind": "session" if self.session else "stray",
+            "guarded": bool(self.session and self.session.guarded),
+            "rss_bytes": self.rss,
+            "processes": len(self.targets),
+            "pids": [t[0] for t in self.targets],
+            "cwd": self.cwd,
+            "outcome": self.outcome,
+            "signals": self.signals,
+            "killed": self.killed,
+            "errors": self.errors,
+            "resume": self.resume,
+        }
+
+
+class Skip:
+    """A session a policy would have ended, and the rule that kept it."""
+
+    def __init__(self, pid: int, session_id: str | None, policy: str, why: str) -> None:
+        self.pid, self.session_id, self.policy, self.why = pid, session_id, policy, why
+
+    def json(self) -> dict[str, Any]:
+        return {"pid": self.pid, "session_id": self.session_id, "policy": self.policy, "why": self.why}
+
+
+class Plan:
+    def __init__(self) -> None:
+        self.actions: list[Action] = []
+        self.skips: list[Skip] = []
+        self.pruned: list[dict[str, Any]] = []
+        self.stale: list[sessions.ClaudeFile] = []
+        self.memory: dict[str, Any] | None = None
+        self.notes: list[str] = []
+
+    @property
+    def freed(self) -> int:
+        return sum(a.rss for a in self.actions if a.outcome in ("planned", "ended"))
+
+    def json(self, dry_run: bool) -> dict[str, Any]:
+        ended = [a for a in self.actions if a.outcome == "ended"]
+        return {
+            "dry_run": dry_run,
+            "actions": [a.json() for a in self.actions],
+            "skipped": [s.json() for s in self.skips],
+            "pruned": [{"pid": e.get("pid"), "start": e.get("start"), "session_id": e.get("session_id")}
+                       for e in self.pruned],
+            "stale_session_files": [{"pid": f.pid, "session_id": f.session_id, "path": f.path} for f in self.stale],
+            "memory": self.memory,
+            "notes": self.notes,
+            "summary": {
+                "sessions": sum(1 for a in self.actions if a.session),
+                "strays": sum(1 for a in self.actions if a.stray),
+                "ended": len(ended),
+                "failed": sum(1 for a in self.actions if a.outcome == "failed"),
+                "freed_bytes": self.freed,
+            },
+        }
+
+
+class Rules:
+    """The never-end rules, fixed at the start of a sweep."""
+
+    def __init__(self, settings: Any, all_users: bool) -> None:
+        self.me = os.getpid()
+        self.ancestors = set(procs.ancestors(self.me))
+        self.uid = os.geteuid() if hasattr(os, "geteuid") else None
+        self.all_users = bool(all_users and self.uid == 0)
+        self.min_age = float(settings.min_age)
+        self.reap_attached = bool(settings.reap_attached)
+        self.pids: set[int] = set()
+        self.names: set[str] = set()
+        self.folders: list[str] = []
+        for raw in settings.protect or []:
+            item = str(raw).strip()
+            if item.isdigit():
+                self.pids.add(int(item))
+            elif "/" in item or item.startswith("~"):
+                self.folders.append(os.path.normpath(os.path.expanduser(item)))
+            elif item:
+                self.names.add(item)
+
+    def mine(self, pid: int) -> bool:
+        """The reaper itself or one of its ancestors."""
+        return pid == self.me or pid in self.ancestors
+
+    def owner_ok(self, uid: int) -> bool:
+        return self.uid is None or uid == self.uid or self.all_users
+
+    def protected(self, pid: int, ids: Iterable[str | None], cwd: str | None) -> bool:
+        if pid in self.pids or any(i in self.names for i in ids if i):
+            return True
+        if cwd:
+            cwd = os.path.normpath(cwd)
+            return any(cwd == f or cwd.startswith(f.rstrip(os.sep) + os.sep) for f in self.folders)
+        return False
+
+    def veto(self, s: Session, attached_matters: bool) -> str | None:
+        """Why `s` must not be ended, or None."""
+        if self.mine(s.pid) or self.me in s.tree:
+            return "the reaper runs inside this session"
+        if not self.owner_ok(s.row.uid):
+            return f"belongs to uid {s.row.uid} (only root with --all-users ends other users' sessions)"
+        if self.protected(s.pid, (s.session_id, s.name), s.cwd):
+            return "matches protect"
+        if s.age is None:
+            return "age unknown"
+        if s.age < self.min_age:
+            return f"younger than min_age ({human_duration(s.age)} < {human_duration(self.min_age)})"
+        if attached_matters and s.attached and not self.reap_attached:
+            return f"attached to live terminal {s.terminal} (set reap_attached to include it)"
+        return None
+
+    def veto_stray(self, st: Stray, view: View) -> str | None:
+        if self.mine(st.pid) or self.me in st.tree or any(self.mine(p) for p in st.tree):
+            return "the reaper runs inside it"
+        if not self.owner_ok(st.row.uid):
+            return f"belongs to uid {st.row.uid}"
+        cwd = sessions._readlink(f"/proc/{st.pid}/cwd") if sessions.LINUX else None
+        if self.protected(st.pid, (st.session_id,), cwd):
+            return "matches protect"
+        age = view.now - st.row.created if st.row.created else None
+        if age is None or age < self.min_age:
+            return "younger than min_age" if age is not None else "age unknown"
+        return None
+
+
+def available_memory() -> tuple[int, int]:
+    """(available, total) bytes. Tests inject the available figure with $CLAUDE_GUARD_MEM_AVAILABLE_FILE."""
+    total = 0
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        pass
+    injected = os.environ.get(MEMORY_FILE_ENV)
+    if injected:
+        with open(injected, encoding="ascii") as f:
+            return int(f.read().split()[0]), total
+    if procs.LINUX:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024, total
+    import psutil
+
+    vm = psutil.virtual_memory()
+    return int(vm.available), int(vm.total)
+
+
+def _bytes(setting: float, total: int) -> int:
+    """A size setting: negative values are a share of total memory (config.parse_size's "10%")."""
+    return int(-setting * total) if setting < 0 else int(setting)
+
+
+def plan(view: View, settings: Any, *, all_users: bool = False, force: bool = False,
+         only: Iterable[str] | None = None, cooldown_until: float = 0.0,
+         memory: Callable[[], tuple[int, int]] = available_memory) -> Plan:
+    """Decide what to end. Nothing is signalled here."""
+    rules = Rules(settings, all_users)
+    wanted = set(only or POLICIES)
+    out = Plan()
+    out.pruned = list(view.dead) if "dead" in wanted else []
+    out.stale = list(view.stale) if "dead" in wanted else []
+    taken: set[int] = set()
+    owned: dict[int, list[Stray]] = {}
+    for st in view.strays:
+        if st.owner is not None:
+            owned.setdefault(st.owner.pid, []).append(st)
+
+    def take(s: Session, policy: str, detail: str, attached_matters: bool = False) -> bool:
+        if s.pid in taken:
+            return False
+        why = rules.veto(s, attached_matters)
+        if why:
+            out.skips.append(Skip(s.pid, s.session_id, policy, why))
+            return False
+        targets = [(s.pid, s.start, True)]
+        rss = s.rss
+        for p in s.tree:
+            row = view.table.rows.get(p)
+            if row is not None and not rules.mine(p):
+                targets.append((p, row.start, False))
+                rss += row.rss if p not in s.own else 0  # nested sessions' trees are not in s.rss yet
+        for st in owned.get(s.pid, []):
+            if not rules.mine(st.pid) and rules.owner_ok(st.row.uid):  # it goes with its session, whatever its age
+                targets += _stray_targets(st, view, rules)
+                rss += st.rss
+        out.actions.append(Action(policy, detail, session=s, targets=targets, rss=rss))
+        taken.add(s.pid)
+        return True
+
+    live = sorted(view.sessions, key=lambda x: x.pid)
+    if "orphan" in wanted:
+        for s in live:
+            if s.orphan:
+                take(s, "orphan", s.orphan_why)
+    if "stray" in wanted:
+        for st in view.strays:
+            if st.owner is not None:
+                continue
+            why = rules.veto_stray(st, view)
+            if why:
+                out.skips.append(Skip(st.pid, st.session_id, "stray", why))
+                continue
+            marker = next(f"{m}={st.env[m][:12]}" for m in sessions.MARKERS if st.env.get(m))
+            out.actions.append(Action("stray", f"left behind by a session that has ended ({marker})", stray=st,
+                                      targets=_stray_targets(st, view, rules), rss=st.rss))
+    if "duplicate" in wanted:
+        for s in live:
+            if s.duplicate_of:
+                take(s, "duplicate", f"session {s.session_id} is also open in older PID {s.duplicate_of}")
+    idle_after = float(settings.idle_after)
+    if "idle" in wanted and idle_after > 0:
+        for s in live:
+            if s.is_idle and s.idle is not None and s.idle >= idle_after:
+                source = "Claude's status" if s.idle_source == "status" else "CPU under idle_cpu"
+                take(s, "idle", f"idle {human_duration(s.idle)} by {source} (idle_after "
+                                f"{human_duration(idle_after)})", attached_matters=True)
+    max_age = float(settings.max_age or 0)
+    if "over-age" in wanted and max_age > 0:
+        for s in live:
+            if s.over_age:
+                take(s, "over-age", f"running {human_duration(s.age)} (max_age {human_duration(max_age)})")
+    cap = int(settings.max_sessions)
+    if "over-cap" in wanted:
+        remaining = [s for s in live if s.pid not in taken]
+        excess = len(remaining) - cap
+        for s in sorted((s for s in remaining if s.is_idle), key=_idle_order):
+            if excess <= 0:
+                break
+            if take(s, "over-cap", f"{len(remaining)} sessions live, max_sessions {cap}; idle "
+                                   f"{human_duration(s.idle)}", attached_matters=True):
+                excess -= 1
+    floor_setting = float(settings.memory_floor)
+    if "memory" in wanted and floor_setting:
+        available, total = memory()
+        floor = _bytes(floor_setting, total)
+        target = floor + _bytes(float(settings.memory_margin), total)
+        out.memory = {"available_bytes": available, "total_bytes": total, "floor_bytes": floor,
+                      "target_bytes": target, "pressure": available < floor}
+        if available < floor and cooldown_until > view.awake:
+            out.notes.append(f"memory under the floor, but cooling down for {cooldown_until - view.awake:.0f}s "
+                             "after the last memory-pressure kill")
+        elif available < floor:
+            expected = available + out.freed
+            pool = sorted((s for s in live if s.is_idle), key=lambda x: (-x.rss, x.pid))
+            if force:
+                pool += sorted((s for s in live if not s.is_idle), key=lambda x: (-x.rss, x.pid))
+            for s in pool:
+                if expected >= target:
+                    break
+                detail = (f"available {human_bytes(available)} under memory_floor {human_bytes(floor)}; "
+                          f"{'idle' if s.is_idle else 'active (--force)'} tree of {human_bytes(s.rss)}")
+                if take(s, "memory", detail, attached_matters=not force):
+                    expected += out.actions[-1].rss
+            if expected < target:
+                out.notes.append(f"memory stays under floor + margin ({human_bytes(target)}): no more idle "
+                                 "sessions to end" + ("" if force else " (--force also ends active ones)"))
+    return out
+
+
+def _idle_order(s: Session) -> tuple[float, int, int]:
+    """Over-cap order: longest idle first, then sessions started around the guard, then the largest tree."""
+    return (-(s.idle or 0.0), 1 if s.guarded else 0, -s.rss)
+
+
+def _stray_targets(st: Stray, view: View, rules: Rules) -> list[tuple[int, str, bool]]:
+    out = [(st.pid, st.start, False)]
+    for p in st.tree:
+        row = view.table.rows.get(p)
+        if row is not None and not rules.mine(p) and rules.owner_ok(row.uid):
+            out.append((p, row.start, False))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# Signals
+
+
+def _signal(pid: int, start: str, claude: bool, sig: int, rules: Rules) -> str:
+    """Send `sig` to that very process. Returns "sent", "gone", or why it was not sent."""
+    if rules.mine(pid):
+        return "refused: the reaper or one of its ancestors"
+    pidfd = -1
+    if hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal"):
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return "gone"
+        except OSError:
+            pidfd = -1  # an old kernel: fall back to kill(2) right after the check
+    try:
+        row = procs.read(pid)
+        if row is None or row.start != start or row.state in ("Z", "X"):
+            return "gone"
+        if not rules.owner_ok(row.uid):
+            return f"refused: now owned by uid {row.uid}"
+        if claude and procs.claude_args(row, resolve.is_shim) is None:
+            return "refused: no longer runs Claude Code"
+        if pidfd >= 0:
+            signal.pidfd_send_signal(pidfd, sig)
+        else:
+            os.kill(pid, sig)
+        return "sent"
+    except ProcessLookupError:
+        return "gone"
+    except PermissionError:
+        return "refused: permission denied"
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
+
+
+def execute(out: Plan, settings: Any, *, all_users: bool = False, log: bool = True,
+            stop: Callable[[], bool] | None = None) -> None:
+    """End every planned action: TERM to all targets, KILL to survivors after `grace`."""
+    if not out.actions:
+        return
+    rules = Rules(settings, all_users)
+    grace = float(settings.grace)
+    for action in out.actions:
+        action.signals.append("TERM")
+        for pid, start, claude in action.targets:
+            result = _signal(pid, start, claude, signal.SIGTERM, rules)
+            if result.startswith("refused"):
+                action.errors.append(f"PID {pid}: {result}")
+    _wait(out.actions, time.monotonic() + grace)
+    for action in out.actions:
+        survivors = _alive(action)
+        if not survivors:
+            continue
+        action.signals.append("KILL")
+        for pid, start, claude in survivors:
+            if _signal(pid, start, claude, signal.SIGKILL, rules) == "sent":
+                action.killed.append(pid)
+    _wait(out.actions, time.monotonic() + 5.0)
+    for action in out.actions:
+        left = _alive(action)
+        if left:
+            action.outcome = "failed"
+            action.errors.append("still running: " + ", ".join(str(p) for p, _, _ in left))
+        else:
+            action.outcome = "ended"
+        if action.session and action.session_id:
+            action.resume = resume_hint(action.session)
+    if log:
+        audit(out)
+
+
+def _alive(action: Action) -> list[tuple[int, str, bool]]:
+    return [t for t in action.targets if procs.alive(t[0], t[1])]
+
+
+def _wait(actions: list[Action], deadline: float) -> None:
+    while time.monotonic() < deadline and any(_alive(a) for a in actions):
+        time.sleep(0.05)
+
+
+def resume_hint(s: Session) -> str | None:
+    """`cd <cwd> && claude --resume <id>` when the conversation has a transcript (Claude resumes per folder)."""
+    if not s.session_id:
+        return None
+    base = os.path.dirname(os.path.dirname(s.file.path)) if s.file else paths.claude_dir()
+    import glob
+
+    if not glob.glob(os.path.join(glob.escape(os.path.join(base, "projects")), "*", f"{s.session_id}.jsonl")):
+        return None
+    command = f"claude --resume {s.session_id}"
+    if s.cwd:
+        import shlex
+
+        return f"cd {shlex.quote(s.cwd)} && {command}"
+    return command
+
+
+def audit(out: Plan) -> None:
+    """Append one JSON line per ended (or failed) action and per pruned entry to the audit log."""
+    folder = paths.log_dir()
+    path = os.path.join(folder, AUDIT)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    base = {"time": stamp, "ts": round(time.time(), 3), "host": socket.gethostname(), "reaper_pid": os.getpid()}
+    lines = []
+    for a in out.actions:
+        lines.append({**base, "event": a.outcome, "pid": a.pid, "start": a.start, "session_id": a.session_id,
+                      "reason": a.reason, "detail": a.detail, "freed_bytes": a.rss if a.outcome == "ended" else 0,
+                      "processes": len(a.targets), "signals": a.signals, "killed": a.killed, "errors": a.errors,
+                      "cwd": a.cwd, "resume": a.resume})
+    for e in out.pruned:
+        lines.append({**base, "event": "pruned", "pid": e.get("pid"), "start": e.get("start"),
+                      "session_id": e.get("session_id"), "reason": "dead"})
+    if not lines:
+        return
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            if os.fstat(fd).st_size > _AUDIT_LIMIT:
+                os.replace(path, path + ".1")
+            os.write(fd, "".join(jsonio.dumps(line) + "\n" for line in lines).encode("ascii"))
+        finally:
+            os.close(fd)
+    except OSError:
+        pass  # the report on stdout still says what was done; a full disk must not stop the reaper
+
+
+def prune(registry: Any, ended: Iterable[tuple[int, str]] = ()) -> list[dict[str, Any]]:
+    """Drop entries whose process is gone (and those just ended) from the registry, under its lock."""
+    gone = set(ended)
+    with registry.locked():
+        data = registry.load()
+        keep, dropped = [], []
+        for entry in data["sessions"]:
+            if (entry["pid"], entry["start"]) in gone or not procs.alive(entry["pid"], entry["start"]):
+                dropped.append(entry)
+            else:
+                keep.append(entry)
+        if dropped:
+            data["sessions"] = keep
+            registry.save(data)
+    return dropped
