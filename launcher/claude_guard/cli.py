@@ -14,7 +14,7 @@ from . import __version__
 from .errors import ExitCode, GuardError
 from .output import message
 
-COMMANDS = ("install", "uninstall", "config", "exec")
+COMMANDS = ("install", "uninstall", "config", "exec", "ps", "reap", "doctor", "metrics")
 
 
 class _Parser(argparse.ArgumentParser):
