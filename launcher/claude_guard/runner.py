@@ -36,11 +36,16 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Iterator
-from types import FrameType
-from typing import Any
 
 from claude_guard.errors import ExitCode, GuardError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from types import FrameType
+    from typing import Any
+
+    _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 # Signal names passed on to the child on POSIX.
 FORWARDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH")
@@ -51,8 +56,6 @@ _PR_SET_PDEATHSIG = 1
 _WAIT_SECONDS = 0.5
 # Linux reads each signal's origin; tests set this to False to exercise the portable path.
 _USE_SIGINFO = sys.platform.startswith("linux") and hasattr(signal, "sigtimedwait")
-
-_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
 def run(
@@ -66,9 +69,11 @@ def run(
     """Start `argv` with environment `env`, call `on_spawn(pid)`, wait, and return the exit status.
 
     `application` is the program file to start (default argv[0]); argv[0] is still what the child sees.
-    `command_line` (Windows only) is the exact CreateProcess command line, from win.launch.plan; by default
-    it is built from argv. If on_spawn raises, the child is killed and reaped and the exception propagates.
-    Raises GuardError (exit 127) when the program cannot be started.
+    `command_line` (Windows only) is the exact CreateProcess command line. On Windows with neither given,
+    win.launch.plan decides both from argv[0] (an npm claude.cmd is started through its target; any other
+    batch file is refused); pass plan()'s result explicitly to choose on_unknown_batch. If on_spawn raises,
+    the child is killed and reaped and the exception propagates. Raises GuardError: exit 127 when the
+    program cannot be started, 75 when Windows cannot be given the arguments safely.
     """
     if not argv:
         raise GuardError("no program to start: the argument list is empty", ExitCode.INTERNAL)
@@ -110,13 +115,21 @@ if sys.platform == "win32":
         command_line: str | None,
         application: str | None,
     ) -> int:
-        from claude_guard.win.cmdline import build_command_line
         from claude_guard.win.job import CREATE_SUSPENDED, KillOnCloseJob, resume_process
 
-        line = command_line if command_line is not None else build_command_line(argv)
-        # Always name the program file: with no application name CreateProcess would search for the first
-        # word of the line, current folder first.
-        program = application if application is not None else argv[0]
+        if command_line is None and application is None:
+            # The safe plan for argv[0]: .exe/.com directly, npm's claude.cmd through its target, other
+            # batch files refused.
+            from claude_guard.win.launch import plan
+
+            program, line = plan(argv[0], argv[1:], environ=env)
+        else:
+            from claude_guard.win.cmdline import build_command_line
+
+            line = command_line if command_line is not None else build_command_line(argv)
+            # Always name the program file: with no application name CreateProcess would search for the first
+            # word of the line, current folder first.
+            program = application if application is not None else argv[0]
         # SIG_IGN here makes the C runtime's console handler report Ctrl-C / Ctrl-Break as handled for this
         # process only; the flag is not inherited, so claude still gets and handles them.
         previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGBREAK)}

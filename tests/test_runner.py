@@ -1,0 +1,316 @@
+"""The wait-and-forward runner, with real processes: exit statuses, signals passed on, no orphan when killed.
+
+A small Python child records each signal it gets into a file. The runner runs in-process for the plain cases
+and in a driver process (this file's DRIVER) whenever a test signals or kills it. Every test waits by polling
+with a generous deadline, never by timing, and reaps what it started; only PIDs the test started (the driver
+and the driver's child, whose identity is checked) are ever signalled.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from claude_guard import runner
+from claude_guard.errors import ExitCode, GuardError
+from claude_guard.win import job
+
+REPO = Path(__file__).resolve().parent.parent
+LINUX = sys.platform.startswith("linux")
+DEADLINE = 30.0
+
+CHILD = """
+import json, os, signal, sys, time
+record, ready = sys.argv[1], sys.argv[2]
+exit_on = {int(s) for s in sys.argv[3].split(",") if s} if len(sys.argv) > 3 else set()
+names = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH")
+ignored = [int(getattr(signal, n)) for n in names if signal.getsignal(getattr(signal, n)) is signal.SIG_IGN]
+def on(sig, frame):
+    with open(record, "a") as f:
+        f.write(f"{sig}\\n")
+    if sig == signal.SIGTERM:
+        sys.exit(143)  # a SIGTERM trap that exits the way a shell reports the signal
+    if sig in exit_on:
+        sys.exit(128 + sig)
+for n in names:
+    sig = getattr(signal, n)
+    if sig not in ignored:
+        signal.signal(sig, on)
+with open(ready + ".tmp", "w") as f:
+    json.dump({"pid": os.getpid(), "ignored": ignored}, f)
+os.replace(ready + ".tmp", ready)
+end = time.monotonic() + 120  # never outlive a broken test by long
+while time.monotonic() < end:
+    time.sleep(0.02)
+sys.exit(99)
+"""
+
+DRIVER = """
+import os, sys
+from claude_guard import runner
+mode, spawned = sys.argv[1], sys.argv[2]
+if mode == "handlers":
+    runner._USE_SIGINFO = False  # the portable path, used where signal origins cannot be read
+def on_spawn(pid):
+    with open(spawned + ".tmp", "w") as f:
+        f.write(str(pid))
+    os.replace(spawned + ".tmp", spawned)
+sys.exit(runner.run(sys.argv[3:], dict(os.environ), on_spawn=on_spawn))
+"""
+
+MODES = ["siginfo", "handlers"] if LINUX else ["handlers"]
+
+
+def wait_for(check: Callable[[], bool], what: str) -> None:
+    end = time.monotonic() + DEADLINE
+    while not check():
+        if time.monotonic() > end:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+
+def gone(proc: psutil.Process) -> bool:
+    """The process has ended (a zombie counts: it runs nothing); a reused PID is not the same process."""
+    try:
+        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+class Setup:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.child = tmp / "child.py"
+        self.child.write_text(CHILD)
+        self.driver = tmp / "driver.py"
+        self.driver.write_text(DRIVER)
+        self.record = tmp / "record"
+        self.ready = tmp / "ready"
+        self.spawned = tmp / "spawned"
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.children: list[psutil.Process] = []
+
+    def child_argv(self, exit_on: str = "") -> list[str]:
+        return [sys.executable, str(self.child), str(self.record), str(self.ready), exit_on]
+
+    def start(self, mode: str, exit_on: str = "", **popen: object) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "PYTHONPATH": str(REPO / "launcher")}
+        argv = [sys.executable, str(self.driver), mode, str(self.spawned), *self.child_argv(exit_on)]
+        proc = subprocess.Popen(argv, env=env, **popen)  # type: ignore[call-overload]
+        self.procs.append(proc)
+        return proc
+
+    def child_ready(self) -> dict[str, object]:
+        wait_for(self.ready.exists, "the child to start")
+        info: dict[str, object] = json.loads(self.ready.read_text())
+        pid = info["pid"]
+        assert isinstance(pid, int)
+        self.children.append(psutil.Process(pid))
+        return info
+
+    def signals(self) -> list[int]:
+        return [int(line) for line in self.record.read_text().split()] if self.record.exists() else []
+
+    def cleanup(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        for child in self.children:
+            if not gone(child):
+                child.kill()  # psutil checks it is still the same process before signalling
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[Setup]:
+    s = Setup(tmp_path)
+    try:
+        yield s
+    finally:
+        s.cleanup()
+
+
+# --- in process ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("raise SystemExit(0)", 0),
+        ("raise SystemExit(1)", 1),
+        ("raise SystemExit(143)", 143),
+        # Killed by a signal: 128 + N, as a shell reports it.
+        ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", 128 + signal.SIGKILL),
+    ],
+)
+def test_exit_status_is_the_childs(code: str, status: int) -> None:
+    assert runner.run([sys.executable, "-c", code], dict(os.environ)) == status
+
+
+def test_on_spawn_gets_the_real_child_pid(tmp_path: Path) -> None:
+    out = tmp_path / "pid"
+    seen: list[int] = []
+    code = f"import os; open({str(out)!r}, 'w').write(str(os.getpid()))"
+    assert runner.run([sys.executable, "-c", code], dict(os.environ), on_spawn=seen.append) == 0
+    assert seen == [int(out.read_text())]
+
+
+def test_signal_state_is_restored_after_the_run() -> None:
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGWINCH)}
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    runner.run([sys.executable, "-c", "pass"], dict(os.environ))
+    assert {sig: signal.getsignal(sig) for sig in before} == before
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == mask
+
+
+def test_on_spawn_failure_kills_and_reaps_the_child(tmp_path: Path) -> None:
+    started: list[psutil.Process] = []
+
+    def refuse(pid: int) -> None:
+        started.append(psutil.Process(pid))
+        raise GuardError("registry unusable", ExitCode.STATE)
+
+    with pytest.raises(GuardError, match="registry unusable"):
+        runner.run([sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ), on_spawn=refuse)
+    assert len(started) == 1
+    assert gone(started[0])
+
+
+def test_missing_program_and_windows_only_arguments() -> None:
+    with pytest.raises(GuardError) as missing:
+        runner.run(["/nonexistent/claude"], {})
+    assert missing.value.exit_code == ExitCode.NOT_FOUND
+    with pytest.raises(GuardError):
+        runner.run(["claude"], {}, command_line='"claude" -p')
+    assert runner.exit_status(-15) == 143
+    assert runner.exit_status(3) == 3
+
+
+def test_job_object_layout_and_clear_refusal_off_windows() -> None:
+    if ctypes.sizeof(ctypes.c_void_p) == 8:
+        # The Windows x64 sizes, so the same structures are right when the module runs there.
+        assert ctypes.sizeof(job.JOBOBJECT_BASIC_LIMIT_INFORMATION) == 64
+        assert ctypes.sizeof(job.JOBOBJECT_EXTENDED_LIMIT_INFORMATION) == 144
+    assert ctypes.sizeof(job.THREADENTRY32) == 28
+    if sys.platform != "win32":
+        with pytest.raises(GuardError, match="only on Windows"):
+            job.KillOnCloseJob()
+
+
+# --- a driver process -----------------------------------------------------------------------------------
+
+
+def test_runner_writes_nothing_to_stdout(setup: Setup) -> None:
+    proc = setup.start(MODES[0], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    setup.child_ready()
+    os.kill(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=DEADLINE)
+    assert (out, err, proc.returncode) == (b"", b"", 143)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sigterm_reaches_the_child_and_its_143_comes_back(setup: Setup, mode: str) -> None:
+    proc = setup.start(mode)
+    info = setup.child_ready()
+    wait_for(setup.spawned.exists, "on_spawn")
+    assert int(setup.spawned.read_text()) == info["pid"]
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=DEADLINE) == 143
+    assert setup.signals() == [signal.SIGTERM]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sigint_reaches_the_child_which_decides(setup: Setup, mode: str) -> None:
+    proc = setup.start(mode)
+    setup.child_ready()
+    os.kill(proc.pid, signal.SIGINT)
+    wait_for(lambda: signal.SIGINT in setup.signals(), "the child to record SIGINT")
+    assert proc.poll() is None  # the child chose to go on, and so did the runner
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=DEADLINE) == 143
+    assert setup.signals() == [signal.SIGINT, signal.SIGTERM]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sigint_that_ends_the_child_gives_130(setup: Setup, mode: str) -> None:
+    proc = setup.start(mode, exit_on=str(int(signal.SIGINT)))
+    setup.child_ready()
+    os.kill(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=DEADLINE) == 130
+    assert setup.signals() == [signal.SIGINT]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_forwarded_signal_arrives_in_order(setup: Setup, mode: str) -> None:
+    proc = setup.start(mode)
+    setup.child_ready()
+    sent = [signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH]
+    for number, sig in enumerate(sent, start=1):
+        os.kill(proc.pid, sig)
+        # One at a time: signals pending together are delivered by number, not by sending order.
+        wait_for(lambda n=number: len(setup.signals()) == n, f"signal {sig.name} to arrive")
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=DEADLINE) == 143
+    assert setup.signals() == [*sent, signal.SIGTERM]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_signal_ignored_by_the_runners_parent_stays_ignored(setup: Setup, mode: str) -> None:
+    def ignore_usr1() -> None:
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+
+    proc = setup.start(mode, preexec_fn=ignore_usr1)
+    info = setup.child_ready()
+    assert info["ignored"] == [signal.SIGUSR1]
+    os.kill(proc.pid, signal.SIGUSR1)  # neither forwarded nor fatal to the runner
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=DEADLINE) == 143
+    assert setup.signals() == [signal.SIGTERM]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_ctrl_c_at_a_terminal_reaches_the_child_once(setup: Setup, mode: str) -> None:
+    # The terminal signals the whole foreground process group, the child included; passing it on as well
+    # would be a second Ctrl-C, which makes claude exit.
+    master, slave = os.openpty()
+
+    def take_terminal() -> None:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # runs after setsid: the pty becomes the controlling terminal
+
+    try:
+        proc = setup.start(
+            mode, stdin=slave, stdout=slave, stderr=slave, start_new_session=True, preexec_fn=take_terminal
+        )
+        os.close(slave)
+        setup.child_ready()
+        os.write(master, b"\x03")
+        wait_for(lambda: signal.SIGINT in setup.signals(), "the terminal's SIGINT to reach the child")
+        # A forwarded duplicate would have been queued before this SIGTERM, so it would show up before 15.
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=DEADLINE) == 143
+        assert setup.signals() == [signal.SIGINT, signal.SIGTERM]
+    finally:
+        os.close(master)
+
+
+@pytest.mark.skipif(not LINUX, reason="PR_SET_PDEATHSIG is Linux only")
+def test_killing_the_runner_leaves_no_orphan(setup: Setup) -> None:
+    proc = setup.start("siginfo")
+    setup.child_ready()
+    child = setup.children[0]
+    assert child.ppid() == proc.pid
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=DEADLINE)
+    wait_for(lambda: gone(child), "the orphaned child to die of PR_SET_PDEATHSIG")
