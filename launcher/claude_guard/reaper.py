@@ -170,7 +170,7 @@ class Rules:
             if item.isdigit():
                 self.pids.add(int(item))
             elif "/" in item or item.startswith("~"):
-                self.folders.append(os.path.normpath(os.path.expanduser(item)))
+                self.folders.append(os.path.realpath(os.path.expanduser(item)))
             elif item:
                 self.names.add(item)
 
@@ -184,10 +184,7 @@ class Rules:
     def protected(self, pid: int, ids: Iterable[str | None], cwd: str | None) -> bool:
         if pid in self.pids or any(i in self.names for i in ids if i):
             return True
-        if cwd:
-            cwd = os.path.normpath(cwd)
-            return any(cwd == f or cwd.startswith(f.rstrip(os.sep) + os.sep) for f in self.folders)
-        return False
+        return sessions.within(cwd, self.folders)
 
     def veto(self, s: Session, attached_matters: bool) -> str | None:
         """Why `s` must not be ended, or None."""

@@ -405,8 +405,14 @@ class View:
 
 
 def collect(settings: Any, *, registry: Mapping[str, Any] | None = None, ledger: Mapping[str, Any] | None = None,
-            all_users: bool = False, strays: bool = True, now: float | None = None) -> View:
-    """Build the view. `registry` is the registry's content (None: read it), `ledger` the sweep state."""
+            all_users: bool = False, strays: bool = True, now: float | None = None,
+            under: Iterable[str] | None = None) -> View:
+    """Build the view. `registry` is the registry's content (None: read it), `ledger` the sweep state.
+
+    `under`: folders; when given, the view holds only the sessions (and strays) whose working folder is in
+    one of them, as if no other existed (`reap --under DIR` cleans up one project; tests use it to stay
+    away from processes they did not start).
+    """
     now = time.time() if now is None else now
     awake = clock.awake()
     me = os.getuid() if hasattr(os, "getuid") else None
@@ -480,6 +486,11 @@ def collect(settings: Any, *, registry: Mapping[str, Any] | None = None, ledger:
         max_age = float(settings.max_age or 0)
         s.over_age = bool(max_age) and s.age is not None and s.age >= max_age
 
+    every = sessions
+    if under is not None:
+        scope = [os.path.realpath(os.path.expanduser(d)) for d in under]
+        sessions = [s for s in sessions if within(s.cwd, scope)]
+
     holders: dict[str, list[Session]] = {}
     for s in sessions:
         if s.session_id:
@@ -494,11 +505,22 @@ def collect(settings: Any, *, registry: Mapping[str, Any] | None = None, ledger:
         s.state = ("orphan" if s.orphan else "duplicate" if s.duplicate_of else "over-age" if s.over_age
                    else "idle" if s.is_idle else "unguarded" if not s.guarded else "active")
 
-    lost = _strays(table, sessions, me if not all_users else None) if strays else []
+    lost = _strays(table, every, me if not all_users else None) if strays else []
+    if under is not None:
+        lost = [st for st in lost if within(_readlink(f"/proc/{st.pid}/cwd") if LINUX else None, scope)]
     return View(table, sessions, lost, dead, stale, now, awake)
 
 
-def current(all_users: bool = False, what: str = "this command") -> tuple[Any, dict[str, Any], View]:
+def within(folder: str | None, scope: Iterable[str]) -> bool:
+    """`folder` is one of `scope` or inside one of them."""
+    if not folder:
+        return False
+    folder = os.path.realpath(folder)
+    return any(folder == d or folder.startswith(d.rstrip(os.sep) + os.sep) for d in scope)
+
+
+def current(all_users: bool = False, what: str = "this command",
+            under: Iterable[str] | None = None) -> tuple[Any, dict[str, Any], View]:
     """(settings, ledger, view) for the read-only commands (ps, metrics): nothing is written."""
     from . import config, ledger
     from .errors import ExitCode, GuardError
@@ -507,7 +529,7 @@ def current(all_users: bool = False, what: str = "this command") -> tuple[Any, d
         raise GuardError(f"--all-users needs root; without it, {what} covers your own sessions", ExitCode.USAGE)
     settings = config.load()
     book = ledger.load(settings.registry_dir())
-    return settings, book, collect(settings, ledger=book, all_users=all_users)
+    return settings, book, collect(settings, ledger=book, all_users=all_users, under=under)
 
 
 def _home(uid: int) -> str:

@@ -21,13 +21,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                                    "idle, orphan, duplicate, unguarded or over-age.")
     p.add_argument("--json", action="store_true", help="a JSON list (schema in docs/sweep.md)")
     p.add_argument("--all-users", action="store_true", help="root only: every user's sessions")
+    p.add_argument("--under", action="append", default=None, metavar="DIR",
+                   help="only sessions working in DIR or below it (repeatable)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from .. import sessions
 
-    _, _, view = sessions.current(args.all_users, "ps")
+    _, _, view = sessions.current(args.all_users, "ps", args.under)
     rows = sorted(view.sessions, key=lambda s: (s.row.created, s.pid))
     if args.json:
         from .. import jsonio

@@ -36,6 +36,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--only", default=None, metavar="POLICY,...",
                    help="apply only these policies (dead, orphan, stray, duplicate, idle, over-age, over-cap, "
                         "memory)")
+    p.add_argument("--under", action="append", default=None, metavar="DIR",
+                   help="only sessions working in DIR or below it, as if no other existed (repeatable)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only when something was ended or failed")
     for key in FLAGS:
         p.add_argument("--" + key.replace("_", "-"), dest=key, default=None, metavar="VALUE",
@@ -84,7 +86,7 @@ def sweep(args: argparse.Namespace, settings: Any) -> tuple[int, Plan]:
     folder = settings.registry_dir()
 
     def look(book: dict[str, Any]) -> tuple[sessions.View, Plan]:
-        view = sessions.collect(settings, ledger=book, all_users=args.all_users)
+        view = sessions.collect(settings, ledger=book, all_users=args.all_users, under=args.under)
         return view, reaper.plan(view, settings, all_users=args.all_users, force=args.force, only=args.only_list,
                                  cooldown_until=float(book["cooldown_until"]))
 
