@@ -15,7 +15,7 @@ launchd:
 The units and the plist run this very interpreter (`python -m claude_guard reap --quiet`), so the timer
 keeps working whatever PATH the scheduler gives it. scripts/systemd/ holds the same units rendered for a
 `pipx` install (`%h/.local/bin/claude-guard`), for people who install them by hand; a test keeps the two
-in step.
+in step (`SCRIPT_ARGV`, `SCRIPT_INTERVAL`).
 """
 
 from __future__ import annotations
@@ -61,24 +61,10 @@ Persistent=false
 WantedBy=timers.target
 """
 
-PLIST = """\
-<?xml version="1.0" encoding="UTF-8"?>
-<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
-<!-- Written by `claude-guard install --timer`; `claude-guard uninstall` removes it. -->
-<plist version="1.0">
-<dict>
-  <key>Label</key><string>{label}</string>
-  <key>ProgramArguments</key>
-  <array>
-{arguments}
-  </array>
-  <key>StartInterval</key><integer>{seconds}</integer>
-  <key>RunAtLoad</key><true/>
-  <key>Nice</key><integer>10</integer>
-  <key>LowPriorityIO</key><true/>
-</dict>
-</plist>
-"""
+
+
+SCRIPT_ARGV = ["%h/.local/bin/claude-guard", "reap", "--quiet"]
+SCRIPT_INTERVAL = 300.0
 
 
 def command() -> list[str]:
@@ -91,9 +77,10 @@ def systemd_interval(seconds: float) -> str:
     return f"{seconds // 60}min" if seconds % 60 == 0 else f"{seconds}s"
 
 
-def render_units(argv: list[str], seconds: float) -> dict[str, str]:
-    """The two unit files: {file name: content}."""
-    exec_start = " ".join(_systemd_quote(a) for a in argv)
+def render_units(argv: list[str], seconds: float, specifiers: bool = False) -> dict[str, str]:
+    """The two unit files: {file name: content}. With `specifiers`, systemd's % specifiers in argv are kept
+    (scripts/systemd/ uses `%h`, the home folder); otherwise every % is taken literally."""
+    exec_start = " ".join(a if specifiers else _systemd_quote(a) for a in argv)
     return {f"{NAME}.service": SERVICE.format(command=exec_start),
             f"{NAME}.timer": TIMER.format(interval=systemd_interval(seconds))}
 
@@ -115,11 +102,11 @@ def cron_line(argv: list[str], seconds: float) -> str:
     return f"{when} {shlex.join(argv)} >/dev/null 2>&1 {CRON_MARK}"
 
 
-def render_plist(argv: list[str], seconds: float) -> str:
-    from xml.sax.saxutils import escape
+def render_plist(argv: list[str], seconds: float) -> bytes:
+    import plistlib
 
-    arguments = "\n".join(f"    <string>{escape(a)}</string>" for a in argv)
-    return PLIST.format(label=LABEL, arguments=arguments, seconds=max(10, int(seconds)))
+    return plistlib.dumps({"Label": LABEL, "ProgramArguments": argv, "StartInterval": max(10, int(seconds)),
+                           "RunAtLoad": True, "Nice": 10, "LowPriorityIO": True})
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -180,11 +167,11 @@ def backend() -> str:
                      "`claude-guard reap --watch` from your session's start-up instead", ExitCode.FAILURE)
 
 
-def _write(path: str, content: str) -> None:
+def _write(path: str, content: str | bytes) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(content)
+    with open(tmp, "wb") as f:
+        f.write(content.encode("utf-8") if isinstance(content, str) else content)
     os.replace(tmp, path)
 
 

@@ -1,0 +1,141 @@
+"""The reap timer: systemd units (checked by systemd-analyze where it exists), cron, launchd.
+
+Every scheduler command is a fake recording its calls, and every location is in tmp: nothing here touches
+the real user's systemd, crontab or launchd.
+"""
+
+from __future__ import annotations
+
+import os
+import plistlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from claude_guard import timer
+
+REPO = Path(__file__).resolve().parent.parent
+
+FAKE = r'''#!{python}
+import os, sys
+log, store = os.environ["FAKE_LOG"], os.environ["FAKE_STORE"]
+with open(log, "a") as f:
+    f.write(" ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]) + "\n")
+args = sys.argv[1:]
+if os.path.basename(sys.argv[0]) == "crontab":
+    if args == ["-l"]:
+        if not os.path.exists(store):
+            sys.exit("no crontab for user")
+        sys.stdout.write(open(store).read())
+    elif args == ["-"]:
+        open(store, "w").write(sys.stdin.read())
+elif "is-active" in args:
+    print("active")
+'''
+
+
+@pytest.fixture
+def fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("systemctl", "crontab", "launchctl"):
+        path = bin_dir / name
+        path.write_text(FAKE.replace("{python}", sys.executable))
+        path.chmod(0o755)
+    monkeypatch.setenv("FAKE_LOG", str(tmp_path / "calls.log"))
+    monkeypatch.setenv("FAKE_STORE", str(tmp_path / "crontab.txt"))
+    monkeypatch.setenv("CLAUDE_GUARD_SYSTEMCTL", str(bin_dir / "systemctl"))
+    monkeypatch.setenv("CLAUDE_GUARD_CRONTAB", str(bin_dir / "crontab"))
+    monkeypatch.setenv("CLAUDE_GUARD_LAUNCHCTL", str(bin_dir / "launchctl"))
+    monkeypatch.setenv("CLAUDE_GUARD_SYSTEMD_DIR", str(tmp_path / "systemd"))
+    monkeypatch.setenv("CLAUDE_GUARD_LAUNCHD_DIR", str(tmp_path / "LaunchAgents"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    return tmp_path
+
+
+def calls(tmp: Path) -> list[str]:
+    path = tmp / "calls.log"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_scripts_units_are_the_rendered_ones() -> None:
+    rendered = timer.render_units(timer.SCRIPT_ARGV, timer.SCRIPT_INTERVAL, specifiers=True)
+    for name, text in rendered.items():
+        assert (REPO / "scripts" / "systemd" / name).read_text() == text, f"scripts/systemd/{name} is out of date"
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
+@pytest.mark.parametrize("seconds", [300, 90, 3600])
+def test_units_pass_systemd_analyze_verify(tmp_path: Path, seconds: int) -> None:
+    for name, text in timer.render_units(timer.command(), seconds).items():
+        (tmp_path / name).write_text(text)
+    r = subprocess.run(["systemd-analyze", "verify", str(tmp_path / f"{timer.NAME}.timer"),
+                        str(tmp_path / f"{timer.NAME}.service")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert timer.NAME not in r.stderr, r.stderr  # no warning about our units either
+
+
+def test_systemd_install_status_uninstall(fakes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAUDE_GUARD_TIMER", "systemd")
+    lines = timer.install(120)
+    assert "every 2min" in lines[0]
+    service = (fakes / "systemd" / f"{timer.NAME}.service").read_text()
+    assert f"ExecStart={sys.executable} -m claude_guard reap --quiet" in service
+    assert "OnUnitActiveSec=2min" in (fakes / "systemd" / f"{timer.NAME}.timer").read_text()
+    assert calls(fakes) == ["systemctl --user daemon-reload", f"systemctl --user enable --now {timer.NAME}.timer"]
+    installed, active, detail = timer.status()
+    assert installed and active and "active" in detail
+    assert timer.uninstall() == [f"removed systemd user timer {timer.NAME}.timer"]
+    assert not list((fakes / "systemd").iterdir())
+    assert f"systemctl --user disable --now {timer.NAME}.timer" in calls(fakes)
+    assert timer.status()[0] is False
+
+
+def test_cron_keeps_the_users_own_lines(fakes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAUDE_GUARD_TIMER", "cron")
+    (fakes / "crontab.txt").write_text("0 3 * * * backup.sh\n")
+    timer.install(300)
+    timer.install(600)  # again: replaces our line, never adds a second one
+    lines = (fakes / "crontab.txt").read_text().splitlines()
+    assert lines[0] == "0 3 * * * backup.sh" and len(lines) == 2
+    assert lines[1].startswith("*/10 * * * * ") and "-m claude_guard reap --quiet" in lines[1]
+    assert timer.status()[:2] == (True, True)
+    assert timer.uninstall() == ["removed the claude-guard cron line"]
+    assert (fakes / "crontab.txt").read_text() == "0 3 * * * backup.sh\n"
+    assert timer.cron_line(["x"], 30).startswith("* * * * * ") and timer.cron_line(["x"], 7200).startswith("0 */2 ")
+
+
+def test_launchd_agent(fakes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAUDE_GUARD_TIMER", "launchd")
+    timer.install(300)
+    plist = fakes / "LaunchAgents" / f"{timer.LABEL}.plist"
+    data = plistlib.loads(plist.read_bytes())
+    assert data["Label"] == timer.LABEL and data["StartInterval"] == 300
+    assert data["ProgramArguments"] == timer.command()
+    assert any(c.startswith("launchctl bootstrap gui/") for c in calls(fakes))
+    assert timer.uninstall() == [f"removed launchd agent {timer.LABEL}"]
+    assert not plist.exists()
+
+
+def test_install_and_uninstall_commands(fakes: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "CLAUDE_GUARD_TIMER": "systemd", "XDG_STATE_HOME": str(tmp_path / "state"),
+           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    r = subprocess.run([sys.executable, "-m", "claude_guard", "install", "--dir", str(tmp_path / "shim"), "--timer",
+                        "--interval", "10m"], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "installed systemd user timer" in r.stdout and "every 10min" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "claude_guard", "uninstall", "--dir", str(tmp_path / "shim")], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "removed systemd user timer" in r.stdout
+    assert not (fakes / "systemd" / f"{timer.NAME}.timer").exists()
+
+
+def test_unknown_backend_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAUDE_GUARD_TIMER", "at")
+    with pytest.raises(timer.GuardError) as e:
+        timer.backend()
+    assert e.value.exit_code == timer.ExitCode.CONFIG
