@@ -37,6 +37,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 STANDIN = r'''#!{python}
 import json, os, signal, subprocess, sys, time
+if sys.argv[1:] == ["--version"]:
+    print("2.1.330 (Claude Code stand-in)")
+    sys.exit(0)
 rec = os.environ["SWEEP_RECORD"]
 me = os.getpid()
 def write(name, data):
