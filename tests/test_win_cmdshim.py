@@ -218,7 +218,7 @@ def test_plan_refuses_unknown_batch_files_by_default(tmp_path: Path) -> None:
     with pytest.raises(GuardError) as refused:
         plan(str(batch), ["x"], environ={})
     assert refused.value.exit_code == ExitCode.REFUSED
-    assert "on_unknown_batch" in refused.value.message
+    assert 'unknown_batch = "escape"' in refused.value.message  # the config key that allows it
 
 
 def test_plan_escapes_unknown_batch_files_when_asked(tmp_path: Path) -> None:

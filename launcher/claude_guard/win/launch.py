@@ -3,8 +3,9 @@
 - `.exe` / `.com`: started directly, with C-runtime quoting.
 - `.cmd` / `.bat` written by npm's cmd-shim: read, and its target (claude.exe, or node.exe and the script)
   started directly, so cmd.exe never sees the arguments.
-- Any other batch file: refused by default (on_unknown_batch="refuse"); with "escape", run through
-  `cmd.exe /e:ON /v:OFF /d /c` with Rust's escaping (see win.cmdline for what that does and does not cover).
+- Any other batch file: refused by default (on_unknown_batch="refuse", the config key `unknown_batch`); with
+  "escape", run through `cmd.exe /e:ON /v:OFF /d /c` with Rust's escaping (see win.cmdline for what that
+  does and does not cover).
 
 A name ending in dots or spaces is judged by what Windows would open: `claude.cmd. ` is a batch file.
 """
@@ -70,7 +71,8 @@ def plan(
     raise GuardError(
         f"refusing to run {real_path} through cmd.exe: it is not an npm cmd-shim claude-guard can read (or its"
         " target is missing), and cmd.exe would re-parse every argument; install claude.exe (the native"
-        ' installer), reinstall with npm, or set on_unknown_batch = "escape" to allow escaped batch launches',
+        ' installer), reinstall with npm, or set unknown_batch = "escape" in the config to allow escaped'
+        " batch launches",
         ExitCode.REFUSED,
     )
 
