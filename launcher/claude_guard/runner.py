@@ -132,7 +132,10 @@ if sys.platform == "win32":
             program = application if application is not None else argv[0]
         # SIG_IGN here makes the C runtime's console handler report Ctrl-C / Ctrl-Break as handled for this
         # process only; the flag is not inherited, so claude still gets and handles them.
-        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGBREAK)}
+        previous: dict[int, _Handler] = {}
+        with contextlib.suppress(ValueError):  # only the main thread may set handlers
+            for sig in (signal.SIGINT, signal.SIGBREAK):
+                previous[sig] = signal.signal(sig, signal.SIG_IGN)
         try:
             with KillOnCloseJob() as job:
                 try:
@@ -148,8 +151,8 @@ if sys.platform == "win32":
                     # Leaving the job's with-block closes it, which ends whatever claude left running.
                     return proc.wait()
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 else:
 
