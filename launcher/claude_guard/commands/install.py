@@ -107,7 +107,11 @@ def _compile_package() -> None:
 
 
 def path_advice(folder: str, path_env: str | None = None) -> str | None:
-    """None when `folder` comes before every real claude on PATH; else the line to add to a profile."""
+    """None when `folder` comes before every real claude on PATH; else the line to add to a profile.
+
+    POSIX only: on Windows windows/install.ps1 puts the folder first on the user's PATH itself."""
+    if os.name == "nt":
+        return None
     path_env = os.environ.get("PATH", "") if path_env is None else path_env
     entries = [os.path.realpath(p or ".") for p in path_env.split(os.pathsep)]
     here = os.path.realpath(folder)
