@@ -85,6 +85,11 @@ def test_passthrough(args: list[str]) -> None:
         (["--resume", "abc", "--fork-session"], "interactive", None),
         (["--resume", "abc", "--fork-session", "--session-id", "new"], "interactive", "new"),
         (["-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"], "sdk", None),
+        # what the Python and Node Agent SDKs run: no --print
+        (["--output-format", "stream-json", "--verbose", "--system-prompt", "", "--input-format", "stream-json"],
+         "sdk", None),
+        (["--output-format", "stream-json", "--verbose", "--input-format", "stream-json", "--resume", "abc"], "sdk",
+         "abc"),
         (["--continue"], "interactive", None),
         (["--bg", "x"], "background", None),
         (["--resume"], "interactive", None),

@@ -206,9 +206,11 @@ def classify(args: list[str]) -> Call:
     if positional and positional[0] != "" and positional[0] in SUBCOMMANDS and not _has_prompt_flag(opts):
         return Call(session=False, kind="passthrough")
     call = Call(session=True, options=opts, fork="--fork-session" in opts)
-    if "--print" in opts:
-        streams = (opts.get("--input-format"), opts.get("--output-format"))
-        call.kind = "sdk" if _STREAM_JSON in streams else "print"
+    if _STREAM_JSON in (opts.get("--input-format"), opts.get("--output-format")):
+        # Both Agent SDKs pass no --print: the CLI runs headless because stdin and stdout are pipes.
+        call.kind = "sdk"
+    elif "--print" in opts:
+        call.kind = "print"
     elif "--background" in opts:
         call.kind = "background"
     resume = opts.get("--resume")
