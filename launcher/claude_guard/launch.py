@@ -323,6 +323,62 @@ def run_guarded(program: str | None, prefix: list[str], args: list[str], *, self
     `program` None means "the real claude" (the shim); otherwise it is what `claude-guard exec` was given.
     The guard's own failures never keep claude from starting unless `strict` is set.
     """
+    try:
+        return _run_guarded(program, prefix, args, self_path, env, overrides, warn)
+    except GuardError as e:
+        tell_stream_host(args, e.message)
+        raise
+
+
+def tell_stream_host(args: list[str], message: str) -> None:
+    """When claude will not start and its caller reads stdout as `--output-format stream-json` (an Agent SDK),
+    say why in the stream itself, as claude does when it refuses a launch (a `result` frame with `is_error`
+    and the reason in `errors`): the SDKs raise that text as their error (Python: ResultError "Claude Code
+    returned an error result: ..."), whereas stderr is often not captured at all. Other callers get only the
+    stderr line, as from claude."""
+    call = argv.classify(argv.repair(list(args))[0])
+    if not call.session or call.options.get("--output-format") != "stream-json":
+        return
+    if call.options.get("--input-format") == "stream-json":
+        _await_first_request()
+    from . import jsonio, output
+
+    raw = os.urandom(16)  # a fresh session id in the uuid4 form, as claude reports for a launch that never ran
+    hexed = (raw[:6] + bytes([raw[6] & 0x0F | 0x40]) + raw[7:8] + bytes([raw[8] & 0x3F | 0x80]) + raw[9:]).hex()
+    sid = f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
+    frame = {"type": "result", "subtype": "error_during_execution", "is_error": True, "duration_ms": 0,
+             "duration_api_ms": 0, "num_turns": 0, "stop_reason": None, "session_id": sid, "total_cost_usd": 0,
+             "usage": {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0,
+                       "cache_read_input_tokens": 0},
+             "modelUsage": {}, "permission_denials": [], "errors": [output.PREFIX + message]}
+    try:
+        sys.stdout.write(jsonio.dumps(frame) + "\n")
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass  # the host is gone; the exit status still says it
+
+
+def _await_first_request(timeout: float = 5.0) -> None:
+    """Let an SDK host finish writing its first request (`initialize`) before we exit: a host whose write
+    finds the process already gone reports that ("Cannot write to terminated process") instead of our
+    reason. Bounded, and skipped where stdin cannot be polled (a terminal, Windows pipes)."""
+    if os.name != "posix":
+        return
+    import select
+
+    try:
+        if os.isatty(0):
+            return
+        ready, _, _ = select.select([0], [], [], timeout)
+        if ready:
+            os.read(0, 1 << 16)
+    except (OSError, ValueError):
+        pass
+
+
+def _run_guarded(program: str | None, prefix: list[str], args: list[str], self_path: str | None,
+                 env: Mapping[str, str] | None, overrides: Mapping[str, Any] | None,
+                 warn: Callable[[str], None] | None) -> int:
     from . import config, output
 
     say = warn or output.message
