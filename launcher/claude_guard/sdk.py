@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
 
-    from claude_agent_sdk import ClaudeAgentOptions
+    # An optional dependency (the `sdk` extra): type-checks as Any where it is not installed.
+    from claude_agent_sdk import ClaudeAgentOptions  # type: ignore[import-not-found, unused-ignore]
 
 __all__ = ["SETTINGS", "guarded_command", "guarded_env", "guarded_options", "node_module", "popen", "shim_entry"]
 
@@ -134,7 +135,7 @@ def _is_guard(path: str) -> bool:
 def _bundled_cli() -> str | None:
     """The CLI the Python Agent SDK ships and runs by default (`claude_agent_sdk/_bundled/claude`)."""
     try:
-        import claude_agent_sdk
+        import claude_agent_sdk  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         return None
     path = os.path.join(os.path.dirname(os.path.abspath(claude_agent_sdk.__file__)), "_bundled",
@@ -166,7 +167,7 @@ def guarded_options(options: ClaudeAgentOptions | None = None, **settings: Any) 
     """
     import dataclasses
 
-    from claude_agent_sdk import ClaudeAgentOptions
+    from claude_agent_sdk import ClaudeAgentOptions  # type: ignore[import-not-found, unused-ignore]
 
     checked = _check(settings)
     if options is None:
