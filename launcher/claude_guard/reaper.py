@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 
 from . import jsonio, paths, procs, resolve, sessions
@@ -466,6 +465,8 @@ def resume_hint(s: Session) -> str | None:
 
 def audit(out: Plan) -> None:
     """Append one JSON line per ended (or failed) action and per pruned entry to the audit log."""
+    import socket
+
     folder = paths.log_dir()
     path = os.path.join(folder, AUDIT)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")

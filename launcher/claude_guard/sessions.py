@@ -45,15 +45,19 @@ ADOPTERS = frozenset({"systemd", "init", "launchd", "tini", "dumb-init", "catato
 if LINUX:
     _TICK = float(os.sysconf("SC_CLK_TCK"))
     _PAGE = os.sysconf("SC_PAGE_SIZE")
+    # Process names (comm) of interpreters that may run Claude Code as a script (node cli.js, a test's
+    # `python3 claude`); `claude` itself (native, or a script run by its #!) is matched by name.
+    _INTERPRETERS = frozenset(n.encode() for n in ("node", "nodejs", "bun", "deno", "python", "sh", "bash", "dash",
+                                                   "zsh", "ksh", "fish", "perl", "ruby"))
 
 
 class Process:
     """One row of the process table."""
 
-    __slots__ = ("cmdline", "comm", "cpu", "created", "exe", "pid", "ppid", "rss", "start", "state", "tty_nr",
+    __slots__ = ("_cmdline", "comm", "cpu", "created", "exe", "pid", "ppid", "rss", "start", "state", "tty_nr",
                  "uid")
 
-    def __init__(self, pid: int, ppid: int, uid: int, start: str, state: str, comm: str, cmdline: list[str],
+    def __init__(self, pid: int, ppid: int, uid: int, start: str, state: str, comm: str, cmdline: list[str] | None,
                  exe: str | None, tty_nr: int, rss: int, cpu: float, created: float) -> None:
         self.pid = pid
         self.ppid = ppid
@@ -61,12 +65,21 @@ class Process:
         self.start = start  # the start token (procs.start_token)
         self.state = state  # one letter; Z is a zombie
         self.comm = comm
-        self.cmdline = cmdline
+        self._cmdline = cmdline  # None: not read yet (see `cmdline`)
         self.exe = exe
         self.tty_nr = tty_nr  # controlling terminal; 0: none
         self.rss = rss  # bytes
         self.cpu = cpu  # user + system seconds
         self.created = created  # epoch seconds
+
+    @property
+    def cmdline(self) -> list[str]:
+        if self._cmdline is None:
+            try:
+                self._cmdline = _split(_read(f"/proc/{self.pid}/cmdline")) if LINUX else []
+            except OSError:
+                self._cmdline = []
+        return self._cmdline
 
     def as_proc(self) -> procs.Proc:
         return procs.Proc(self.pid, self.ppid, self.state, self.start, self.uid, self.tty_nr, self.cmdline,
@@ -113,24 +126,36 @@ def _scan_linux(uid: int | None) -> Iterator[Process]:
             if uid is not None and owner != uid:
                 continue
             stat = _read(base + "/stat")
-            raw = _read(base + "/cmdline")
         except OSError:
             continue
         end = stat.rfind(b")")
         fields = stat[end + 2 :].split()
         if len(fields) < 22 or fields[1] == b"2" or name == "2":
             continue  # kernel threads (children of kthreadd) are never sessions
-        cmdline = [os.fsdecode(a) for a in raw.split(b"\0")]
-        if cmdline and cmdline[-1] == "":
-            cmdline.pop()
+        comm = stat[stat.find(b"(") + 1 : end]
+        cmdline: list[str] | None = None
         exe: str | None = None
-        if b"claude" in raw or b"claude" in stat[: end + 1]:
-            exe = _readlink(base + "/exe")
+        # Only a process whose name says claude or an interpreter can be Claude Code: the command line and
+        # executable of the others are read later, and only if needed (a stray's argv).
+        if b"claude" in comm or comm.rstrip(b"0123456789.") in _INTERPRETERS:
+            try:
+                raw = _read(base + "/cmdline")
+            except OSError:
+                continue
+            cmdline = _split(raw)
+            if b"claude" in raw or b"claude" in comm:
+                exe = _readlink(base + "/exe")
         start = fields[19].decode()
-        yield Process(int(name), int(fields[1]), owner, start, fields[0].decode(),
-                      stat[stat.find(b"(") + 1 : end].decode("utf-8", "replace"), cmdline, exe,
-                      int(fields[4]), int(fields[21]) * _PAGE,
+        yield Process(int(name), int(fields[1]), owner, start, fields[0].decode(), comm.decode("utf-8", "replace"),
+                      cmdline, exe, int(fields[4]), int(fields[21]) * _PAGE,
                       (int(fields[11]) + int(fields[12])) / _TICK, boot + int(start) / _TICK)
+
+
+def _split(raw: bytes) -> list[str]:
+    args = [os.fsdecode(a) for a in raw.split(b"\0")]
+    if args and args[-1] == "":
+        args.pop()
+    return args
 
 
 def _read(path: str) -> bytes:
@@ -425,7 +450,8 @@ def collect(settings: Any, *, registry: Mapping[str, Any] | None = None, ledger:
 
     sessions: list[Session] = []
     for row in table.rows.values():
-        if row.state in ("Z", "X") or "claude" not in " ".join(row.cmdline) + (row.exe or "") + row.comm:
+        if row.state in ("Z", "X") or (row._cmdline is None and LINUX) \
+                or "claude" not in " ".join(row.cmdline) + (row.exe or "") + row.comm:
             continue
         args = procs.claude_args(row.as_proc(), resolve.is_shim)
         if args is None:

@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser("metrics", help="sessions by state, memory, sessions ended (Prometheus text format)",
                        description="Print Prometheus metrics, or write them atomically for node_exporter's "
                                    "textfile collector.")
-    p.add_argument("--textfile-dir", default=None, metavar="DIR",
+    p.add_argument("--textfile-dir", "--textfile", dest="textfile_dir", default=None, metavar="DIR",
                    help=f"write DIR/{FILE} atomically instead of printing")
     p.add_argument("--all-users", action="store_true", help="root only: every user's sessions")
     p.set_defaults(func=run)
