@@ -50,6 +50,8 @@ def write(name, data):
 def on_term(signum, frame):
     write("signal", {"signal": signum})
     os._exit(128 + signum)
+if os.environ.get("SWEEP_NOHUP"):
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # survives its terminal's hang-up, as `nohup` would
 if os.environ.get("SWEEP_TRAP") == "ignore":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 else:
@@ -102,21 +104,30 @@ if os.environ.get("SWEEP_BURN"):
 time.sleep(float(os.environ.get("SWEEP_SLEEP", "3600")))
 '''
 
-# The parent of a stand-in (a terminal's shell, an SDK host): starts the command of the JSON spec in argv[1],
-# with a terminal (opened by path) or pipes as its stdio, writes the child's pid to spec["pidfile"] and
-# waits. The test kills it to orphan the child.
+# The parent of a stand-in (a terminal's shell, an SDK host): starts the command of the JSON spec in argv[1]
+# with pipes, /dev/null, or a terminal as its stdio, writes the child's pid to spec["pidfile"] and waits.
+# With a terminal it is that terminal's session leader and controlling process, as a login shell is (the
+# stand-in gets the terminal as its controlling terminal). With "middle", one more process stands between
+# it and the stand-in (`timeout claude`, a wrapper): killing that one orphans the stand-in and leaves the
+# terminal alone. The test kills the host or the middle to orphan the stand-in.
 HOST = r'''
 import json, os, subprocess, sys, time
 spec = json.loads(sys.argv[1])
-tty = os.open(spec["pty"], os.O_RDWR | os.O_NOCTTY) if spec.get("pty") else None
+tty = None
+if spec.get("pty"):
+    os.setsid()
+    tty = os.open(spec["pty"], os.O_RDWR)  # the first terminal a session leader opens becomes its controlling one
 pipe = subprocess.PIPE if spec.get("pipes") else subprocess.DEVNULL
-p = subprocess.Popen(spec["argv"], env=spec["env"], cwd=spec.get("cwd"),
-                     stdin=tty if tty is not None else pipe, stdout=tty if tty is not None else pipe,
-                     stderr=tty if tty is not None else subprocess.DEVNULL)
-if tty is not None:
-    os.close(tty)
+argv = spec["argv"]
+if spec.get("middle"):
+    argv = [sys.executable, "-c", "import subprocess, sys; p = subprocess.Popen(sys.argv[1:]); "
+            "print(p.pid, flush=True); p.wait(); import time; time.sleep(3600)", *argv]
+p = subprocess.Popen(argv, env=spec["env"], cwd=spec.get("cwd"),
+                     stdin=tty if tty is not None else pipe, stdout=subprocess.PIPE if spec.get("middle") else
+                     (tty if tty is not None else pipe), stderr=tty if tty is not None else subprocess.DEVNULL)
+pid = int(p.stdout.readline()) if spec.get("middle") else p.pid
 with open(spec["pidfile"] + ".tmp", "w") as f:
-    f.write(str(p.pid))
+    f.write(str(pid))
 os.replace(spec["pidfile"] + ".tmp", spec["pidfile"])
 p.wait()
 time.sleep(3600)
@@ -277,16 +288,19 @@ class Sandbox:
         return rows[0]["state"] if rows else None
 
     def session(self, *args: str, guarded: bool = True, env: dict[str, str] | None = None,
-                pty: str | None = None, pipes: bool = False, cwd: Path | None = None) -> Standin:
+                pty: str | None = None, pipes: bool = False, cwd: Path | None = None,
+                middle: bool = False) -> Standin:
         """Start a stand-in under a host (through the shim unless `guarded` is False); returns once it has
         recorded itself. `pty` is the path of a terminal to give it as stdio."""
         program = str(self.shim_dir / "claude") if guarded else str(self.claude)
         pidfile = self.tmp / f"host-{uuid.uuid4().hex}.pid"
         spec = {"argv": [program, *args], "env": {**self.env, **(env or {})}, "pty": pty, "pipes": pipes,
-                "cwd": str(cwd or self.tmp), "pidfile": str(pidfile)}
+                "cwd": str(cwd or self.tmp), "pidfile": str(pidfile), "middle": middle}
         host = self.spawn([sys.executable, str(self.host), json.dumps(spec)])
         wait_for(pidfile.exists, 60, "the host to start its claude")
         pid = self.remember(int(pidfile.read_text()))
+        if middle:
+            self.remember(ppid(pid) or 0)
         record = self.wait_file(f"{pid}.json")
         for kid in record["kids"].values():
             self.remember(kid)
@@ -315,9 +329,12 @@ class Sandbox:
         return found[0]
 
     def orphan(self, s: Standin) -> None:
-        """Kill the stand-in's host: the stand-in is handed to the nursery."""
-        assert procs.alive(s.host, s.host_start), "the host is already gone"
-        os.kill(s.host, signal.SIGKILL)
+        """Kill the stand-in's parent (its host, or the middle process): the stand-in is handed to the
+        nursery."""
+        parent = ppid(s.pid)
+        assert parent and any(parent == pid and procs.alive(pid, start) for pid, start in self.started), \
+            "the parent is not a process this test started"
+        os.kill(parent, signal.SIGKILL)
         wait_for(lambda: ppid(s.pid) == self.nursery.pid, 30, f"PID {s.pid} to be reparented")
 
     def registry(self) -> dict[str, Any]:

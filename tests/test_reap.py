@@ -40,10 +40,13 @@ def test_orphan_is_ended_and_attached_one_is_kept(box: Sandbox) -> None:
     master, slave = os.openpty()
     try:
         detached = box.session(env={"SWEEP_STATUS": "idle", "SWEEP_SESSION": new_id()})
-        attached = box.session(pty=os.ttyname(slave))
+        # In a terminal, under a wrapper: the wrapper dies, the terminal and the shell leading it stay.
+        attached = box.session(pty=os.ttyname(slave), middle=True, env={"SWEEP_NOHUP": "1"})
         os.close(slave)
         box.orphan(detached)
         box.orphan(attached)
+        row = box.ps_row(attached.pid)
+        assert row["attached"] is True and row["orphan"] is False and row["state"] != "orphan"
         report = box.reap("--min-age", "0", "--grace", "5")
         only_ours(report, box)
         got = actions(report)
@@ -53,8 +56,9 @@ def test_orphan_is_ended_and_attached_one_is_kept(box: Sandbox) -> None:
         assert all(e["pid"] != detached.pid for e in box.registry()["sessions"])
     finally:
         os.close(master)
-    # The terminal's other side is gone now: the same session is an orphan with no live terminal.
-    wait_for(lambda: box.ps_state(attached.pid) == "orphan", 10, "the closed terminal to show")
+    # The terminal is closed: the kernel hangs it up and takes it away from the session; the stand-in
+    # ignores SIGHUP and stays, now an orphan with no live terminal.
+    wait_for(lambda: box.ps_state(attached.pid) == "orphan", 10, "the hang-up to show")
     report = box.reap("--min-age", "0", "--grace", "5")
     assert actions(report)[attached.pid]["reason"] == "orphan"
     assert not attached.alive

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -78,19 +79,37 @@ def test_session_file_of_another_process_is_stale(inproc: Sandbox) -> None:
     assert [f.pid for f in view.stale] == [s.pid]
 
 
-def test_terminal_is_dead_once_its_master_is_closed() -> None:
+def test_terminal_is_dead_once_it_hangs_up() -> None:
     master, slave = os.openpty()
     name = os.ttyname(slave)
-    p = __import__("subprocess").Popen([sys.executable, "-c", "import time; time.sleep(60)"], stdin=slave,
-                                       stdout=slave, stderr=slave, start_new_session=True)
+    # A session leader that opens the terminal gets it as its controlling terminal (as a login shell does).
+    code = ("import os, signal, sys, time; signal.signal(signal.SIGHUP, signal.SIG_IGN); "
+            "fd = os.open(sys.argv[1], os.O_RDWR); os.dup2(fd, 0); print('ok', flush=True); time.sleep(60)")
+    p = subprocess.Popen([sys.executable, "-c", code, name], start_new_session=True, stdout=subprocess.PIPE)
     try:
         os.close(slave)
-        assert sessions.terminal(p.pid, 0) == (name, True)
-        os.close(master)
-        wait_for(lambda: sessions.terminal(p.pid, 0) == (name, False), 10, "the terminal to read as dead")
+        assert p.stdout is not None and p.stdout.readline() == b"ok\n"
+        row = procs.read(p.pid)
+        assert row is not None and row.tty_nr != 0
+        assert sessions.terminal(p.pid, row.tty_nr) == (name, True)
+        os.close(master)  # the window closes: hang-up
+        wait_for(lambda: (procs.read(p.pid) or row).tty_nr == 0, 10, "the kernel to take the terminal away")
+        assert sessions.terminal(p.pid, 0)[1] is False
     finally:
         p.kill()
         p.wait()
+    # Stdio on a pty but no controlling terminal: shown, not live.
+    master, slave = os.openpty()
+    q = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], stdin=slave, stdout=slave,
+                         start_new_session=True)
+    try:
+        os.close(slave)
+        shown, live = sessions.terminal(q.pid, 0)
+        assert shown is not None and shown.startswith("/dev/pts/") and live is False
+    finally:
+        q.kill()
+        q.wait()
+        os.close(master)
 
 
 def test_idle_clock_does_not_count_sleep() -> None:

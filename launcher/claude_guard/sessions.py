@@ -230,29 +230,23 @@ def environment(pid: int) -> dict[str, str] | None:
 
 
 def terminal(pid: int, tty_nr: int) -> tuple[str | None, bool]:
-    """(terminal, live): the process's terminal, and whether someone still holds its other side.
+    """(terminal, live): the terminal the process writes to, and whether it still has a controlling one.
 
-    A controlling terminal that was hung up is taken away by the kernel (tty_nr becomes 0). A terminal held
-    only as stdin/stdout/stderr (no controlling one) whose master side was closed shows as
-    `/dev/pts/N (deleted)` in /proc/PID/fd: present, but dead.
+    Live means a controlling terminal: the kernel takes it away from the whole session when the terminal
+    hangs up (its window or master side closed, or the shell that led the session died), so a process that
+    still has one is still in someone's terminal. Stdio on a pty without a controlling terminal (a host that
+    set up the pty by hand) is shown but not counted as live: nothing hangs it up when its user leaves.
     """
-    if not LINUX:
-        return ("tty", True) if tty_nr else (None, False)
-    seen: str | None = None
-    for fd in (0, 1, 2):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if not target.startswith(("/dev/pts/", "/dev/tty", "/dev/console")):
-            continue
-        if target.endswith(" (deleted)"):
-            seen = seen or target[: -len(" (deleted)")]
-            continue
-        return target, True
+    name: str | None = None
+    if LINUX:
+        for fd in (0, 1, 2):
+            target = _readlink(f"/proc/{pid}/fd/{fd}")
+            if target and target.startswith(("/dev/pts/", "/dev/tty", "/dev/console")):
+                name = target
+                break
     if tty_nr:
-        return seen or f"tty({os.major(tty_nr)},{os.minor(tty_nr)})", True
-    return seen, False
+        return name or (f"tty({os.major(tty_nr)},{os.minor(tty_nr)})" if LINUX else "tty"), True
+    return name, False
 
 
 class ClaudeFile:
