@@ -40,13 +40,27 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="only sessions working in DIR or below it, as if no other existed (repeatable)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only when something was ended or failed")
     for key in FLAGS:
-        p.add_argument("--" + key.replace("_", "-"), dest=key, default=None, metavar="VALUE",
+        p.add_argument("--" + key.replace("_", "-"), dest=key, default=None, metavar="VALUE", type=_checked(key),
                        help=config.KEYS[key].help)
     p.add_argument("--reap-attached", dest="reap_attached", action="store_const", const=True, default=None,
                    help=config.KEYS["reap_attached"].help)
     p.add_argument("--protect", action="append", default=None, metavar="ID|NAME|PID|DIR",
                    help="never end this (added to the protect setting; repeatable)")
     p.set_defaults(func=run)
+
+
+def _checked(key: str) -> Any:
+    """An argparse type that checks a flag's value with its config key's parser (a bad value is a usage
+    error, reported by argparse), and leaves the parsing itself to config.load."""
+    def check(text: str) -> str:
+        try:
+            config.KEYS[key].parse(text)
+        except config.BadValue as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        return text
+
+    check.__name__ = key  # argparse names the type in some messages
+    return check
 
 
 def _settings(args: argparse.Namespace) -> Any:
