@@ -41,6 +41,7 @@ POLICIES = ("dead", "orphan", "stray", "duplicate", "idle", "over-age", "over-ca
 MEMORY_FILE_ENV = "CLAUDE_GUARD_MEM_AVAILABLE_FILE"  # tests: a file holding the available bytes
 AUDIT = "audit.jsonl"
 _AUDIT_LIMIT = 4 << 20
+_KILL = getattr(signal, "SIGKILL", signal.SIGTERM)  # Windows has no SIGKILL; TERM there is TerminateProcess
 
 
 def human_bytes(n: float) -> str:
@@ -421,7 +422,7 @@ def execute(out: Plan, settings: Any, *, all_users: bool = False, log: bool = Tr
             continue
         action.signals.append("KILL")
         for pid, start, claude in survivors:
-            if _signal(pid, start, claude, signal.SIGKILL, rules) == "sent":
+            if _signal(pid, start, claude, _KILL, rules) == "sent":
                 action.killed.append(pid)
     _wait(out.actions, time.monotonic() + 5.0)
     for action in out.actions:

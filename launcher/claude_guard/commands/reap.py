@@ -125,6 +125,8 @@ def sweep(args: argparse.Namespace, settings: Any) -> tuple[int, Plan]:
         reaper.audit(plan)
         sessions.observe(view, book, settings)
         for a in ended:
+            book["procs"].pop(ledger.key(a.pid, a.start), None)  # gone: no sample to keep
+        for a in ended:
             ledger.count(book, a.reason, a.rss)
         if any(a.reason == "memory" for a in ended):
             book["cooldown_until"] = clock.awake() + float(settings.cooldown)
