@@ -230,23 +230,23 @@ def environment(pid: int) -> dict[str, str] | None:
 
 
 def terminal(pid: int, tty_nr: int) -> tuple[str | None, bool]:
-    """(terminal, live): the terminal the process writes to, and whether it still has a controlling one.
+    """(terminal, live): the process's controlling terminal, if it still has one.
 
-    Live means a controlling terminal: the kernel takes it away from the whole session when the terminal
-    hangs up (its window or master side closed, or the shell that led the session died), so a process that
-    still has one is still in someone's terminal. Stdio on a pty without a controlling terminal (a host that
-    set up the pty by hand) is shown but not counted as live: nothing hangs it up when its user leaves.
+    The kernel takes the controlling terminal away from the whole session when the terminal hangs up (its
+    window or master side closed, or the shell that led the session died), so a process that still has one
+    is still in someone's terminal. Stdio on a pty without a controlling terminal (a host that set the pty
+    up by hand) does not count: nothing hangs it up when its user leaves. (Not looking at stdio also saves
+    three readlinks per session on the `ps` path.)
     """
-    name: str | None = None
+    if not tty_nr:
+        return None, False
     if LINUX:
         for fd in (0, 1, 2):
             target = _readlink(f"/proc/{pid}/fd/{fd}")
             if target and target.startswith(("/dev/pts/", "/dev/tty", "/dev/console")):
-                name = target
-                break
-    if tty_nr:
-        return name or (f"tty({os.major(tty_nr)},{os.minor(tty_nr)})" if LINUX else "tty"), True
-    return name, False
+                return target, True
+        return f"tty({os.major(tty_nr)},{os.minor(tty_nr)})", True
+    return "tty", True
 
 
 class ClaudeFile:
@@ -466,21 +466,32 @@ def collect(settings: Any, *, registry: Mapping[str, Any] | None = None, ledger:
         else:
             dead.append(entry)
 
-    folders = [paths.claude_sessions_dir()]
     for s in sessions:
-        env = environment(s.pid) or {}
-        s.cookie = (s.entry or {}).get("cookie") or env.get(environ.COOKIE)
-        if env.get("CLAUDE_CONFIG_DIR"):
-            folders.append(os.path.join(env["CLAUDE_CONFIG_DIR"], "sessions"))
-        elif me is not None and s.row.uid != me:
-            folders.append(os.path.join(_home(s.row.uid), ".claude", "sessions"))
+        # Only the guard's own record names a session's cookie: one in its environment may be inherited from
+        # the guarded session it was started in (a claude run by a Bash tool), and is that session's.
+        s.cookie = (s.entry or {}).get("cookie")
     stale: list[ClaudeFile] = []
-    for found in claude_files(folders):
-        writer = table.rows.get(found.pid)
-        if writer is None or writer.state in ("Z", "X") or not found.matches(writer):
-            stale.append(found)  # its process is gone (killed before it could remove the file)
-        elif found.pid in by_pid:
-            by_pid[found.pid].file = found
+
+    def match(folders: list[str]) -> None:
+        for found in claude_files(folders):
+            writer = table.rows.get(found.pid)
+            if writer is None or writer.state in ("Z", "X") or not found.matches(writer):
+                stale.append(found)  # its process is gone (killed before it could remove the file)
+            elif found.pid in by_pid:
+                by_pid[found.pid].file = found
+
+    default = paths.claude_sessions_dir()
+    match([default])
+    # A session with no file there may run with another CLAUDE_CONFIG_DIR, or belong to another user.
+    others: list[str] = []
+    for s in sessions:
+        if s.file is None:
+            env = environment(s.pid) or {}
+            if env.get("CLAUDE_CONFIG_DIR"):
+                others.append(os.path.join(env["CLAUDE_CONFIG_DIR"], "sessions"))
+            elif me is not None and s.row.uid != me:
+                others.append(os.path.join(_home(s.row.uid), ".claude", "sessions"))
+    match([f for f in dict.fromkeys(others) if os.path.realpath(f) != os.path.realpath(default)])
 
     nested = set(by_pid)
     for s in sessions:

@@ -54,7 +54,7 @@ def table(rows: list[Session], view: View, all_users: bool = False, width: int |
     for s in rows:
         sid = (s.session_id or "-")[:8] + ("" if s.guarded else "*")
         cpu = "-" if s.cpu_percent is None else f"{s.cpu_percent:.1f}"
-        tty = (s.terminal or "-").replace("/dev/", "") + ("" if s.attached or not s.terminal else "(dead)")
+        tty = (s.terminal or "-").replace("/dev/", "")
         parent = f"{s.row.ppid}:{s.parent_name or '?'}"
         line = [str(s.pid), s.state, sid, human_duration(s.age), human_duration(s.idle), cpu, human_bytes(s.rss),
                 str(1 + len(s.own)), tty, parent[:16]]
