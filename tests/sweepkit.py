@@ -50,6 +50,9 @@ def write(name, data):
 def on_term(signum, frame):
     write("signal", {"signal": signum})
     os._exit(128 + signum)
+# SIGUSR1: become another program (same pid, same start time), as a process may exec at any moment.
+other = [sys.executable, "-c", "import time; time.sleep(3600)"]
+signal.signal(signal.SIGUSR1, lambda *a: os.execv(sys.executable, other))
 if os.environ.get("SWEEP_NOHUP"):
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # survives its terminal's hang-up, as `nohup` would
 if os.environ.get("SWEEP_TRAP") == "ignore":

@@ -202,3 +202,27 @@ def test_ledger_survives_garbage(tmp_path: Path) -> None:
     (tmp_path / ledger.FILE).write_text(json.dumps(stale))
     other = ledger.load(str(tmp_path))
     assert other["procs"] == {} and other["counters"]["ended"] == {"orphan": 1}
+
+
+def test_a_session_that_became_another_program_is_not_signalled(inproc: Sandbox) -> None:
+    """Planned as claude, but it exec'd another program before the signal: the re-check refuses, the action
+    fails, and `reap` says so in its exit status."""
+    s = inproc.session()
+    inproc.orphan(s)
+    cfg = settings(grace=1)
+    out = reaper.plan(sessions.collect(cfg, under=[str(inproc.tmp)]), cfg)
+    assert [a.pid for a in out.actions] == [s.pid]
+    os.kill(s.pid, signal.SIGUSR1)
+    def exec_done() -> bool:
+        proc = procs.read(s.pid)
+        return proc is not None and "claude" not in " ".join(proc.cmdline)
+
+    wait_for(exec_done, 10, "the exec")
+    reaper.execute(out, cfg, log=False)
+    action = out.actions[0]
+    assert action.outcome == "failed" and s.alive
+    assert any("no longer runs Claude Code" in e for e in action.errors)
+    from claude_guard.commands import reap as reap_command
+
+    assert out.json(False)["summary"]["failed"] == 1
+    assert reap_command.summary(out, False, 1).endswith("1 failed")
