@@ -14,17 +14,25 @@
 // ChildProcess-like object back. This runs `claude-guard exec [settings] -- command ...args` instead: the
 // guard cleans the environment, repairs the arguments, applies the duplicate-session and cap rules, registers
 // the session, and then execs that very command line (same PID), so the object returned is the CLI's own
-// process once admitted. Refused, it exits 75 and the SDK's error reads
+// process once admitted. Refused, it exits 75 with one `claude-guard: ...` line on stderr and nothing on
+// stdout (the guard never writes there). The SDK reads no stderr from a custom spawn, so this module, inside
+// the host, reports that line in the stream the SDK reads, in the shape the CLI itself uses for a launch it
+// refuses (a `result` frame with is_error), and the SDK's error reads
 //   "Claude Code returned an error result: claude-guard: refused: 2 of 2 Claude sessions already running ..."
-// (the guard reports a refused stream-json launch in the stream, as the CLI itself does).
 //
 // The simpler alternative needs no module: pathToClaudeCodeExecutable pointing at the guard's entry point
 // (`claude-guard-shim`, or the `claude` shim `claude-guard install` wrote), with the real CLI and the settings
 // in `env` (CLAUDE_GUARD_REAL_CLAUDE, CLAUDE_GUARD_MAX_SESSIONS, ...). See docs/sdk.md.
 
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { PassThrough } from 'node:stream';
+
+const GUARD_PREFIX = 'claude-guard: ';
+// How long `exit` waits for the SDK to read the error frame before it is passed on regardless.
+const FRAME_READ_TIMEOUT_MS = 2000;
 
 // Settings `claude-guard exec` takes as options: they stay on its command line and never reach the CLI's
 // environment (from where every claude the session's tools start would inherit them).
@@ -140,19 +148,27 @@ export function guardedSpawn(options = {}) {
     const child = spawn(guarded.program, guarded.args, {
       cwd,
       env: { ...baseEnv, ...guarded.env },
-      stdio: ['pipe', 'pipe', options.stderr ? 'pipe' : 'inherit'],
+      stdio: ['pipe', 'pipe', 'pipe'],
       windowsHide: true,
     });
-    if (options.stderr) {
-      child.stderr.setEncoding('utf8');
-      child.stderr.on('data', (chunk) => {
-        try {
-          options.stderr(chunk);
-        } catch {
-          // a throwing callback must not take the session down
-        }
-      });
-    }
+    // stderr: passed on (to the callback, else the host's own stderr), and the guard's line kept.
+    let guardLine = null;
+    let stderrHead = '';
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk) => {
+      if (guardLine === null && stderrHead.length < 8192) {
+        stderrHead += chunk;
+        const line = stderrHead.split('\n').find((l) => l.startsWith(GUARD_PREFIX) && stderrHead.includes(l + '\n'));
+        if (line) guardLine = line;
+      }
+      try {
+        if (options.stderr) options.stderr(chunk);
+        else process.stderr.write(chunk);
+      } catch {
+        // a throwing callback must not take the session down
+      }
+    });
+    reportRefusalInStream(child, () => guardLine);
     // The SDK aborts `signal` only after its own graceful close (stdin EOF, then a grace period): end the
     // process then. Once admitted the process *is* the CLI (exec), which exits cleanly on SIGTERM; a guard
     // still waiting for a slot just exits and leaves the queue.
@@ -168,6 +184,71 @@ export function guardedSpawn(options = {}) {
     }
     return child;
   };
+}
+
+/**
+ * The SDK reads the CLI's stdout as a stream of JSON messages and turns an error `result` message into its
+ * error. When the guard refuses (or cannot start) a launch, the process exits non-zero having written nothing
+ * on stdout and one `claude-guard: ...` line on stderr. Here, in the host, that line becomes the same frame the
+ * CLI writes for a launch it refuses itself, put into the stream the SDK reads; `exit`/`close` reach the SDK
+ * only after it has read the frame (or after FRAME_READ_TIMEOUT_MS), so it cannot tear down first.
+ */
+function reportRefusalInStream(child, getGuardLine) {
+  const real = child.stdout;
+  const out = new PassThrough();
+  let sawOutput = false;
+  real.on('data', (chunk) => {
+    sawOutput = true;
+    out.write(chunk);
+  });
+  const held = [];
+  let exitCode = null;
+  let realEnded = false;
+  let released = false;
+  const emit = child.emit.bind(child);
+  const release = () => {
+    if (released) return;
+    released = true;
+    for (const [event, args] of held) emit(event, ...args);
+  };
+  let stderrEnded = false;
+  child.stderr.on('end', () => {
+    stderrEnded = true;
+    finish();
+  });
+  const finish = () => {
+    // Decide once everything is in: the exit status, all of stdout, and all of stderr (the guard's line).
+    if (!realEnded || !stderrEnded || exitCode === null || out.writableEnded) return;
+    const line = getGuardLine();
+    if (exitCode !== 0 && !sawOutput && line) {
+      const frame = {
+        type: 'result', subtype: 'error_during_execution', is_error: true, duration_ms: 0, duration_api_ms: 0,
+        num_turns: 0, stop_reason: null, session_id: randomUUID(), total_cost_usd: 0,
+        usage: { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
+        modelUsage: {}, permission_denials: [], errors: [line],
+      };
+      out.end(JSON.stringify(frame) + '\n');
+      out.once('end', release);
+      setTimeout(release, FRAME_READ_TIMEOUT_MS).unref();
+    } else {
+      out.end();
+      release();
+    }
+  };
+  real.on('end', () => {
+    realEnded = true;
+    finish();
+  });
+  child.emit = (event, ...args) => {
+    if ((event === 'exit' || event === 'close') && !released) {
+      if (event === 'exit') exitCode = args[0] ?? 1; // killed by a signal: code null, signal set
+      held.push([event, args]);
+      finish();
+      return true;
+    }
+    return emit(event, ...args);
+  };
+  Object.defineProperty(child, 'stdout', { value: out, configurable: true, enumerable: true, writable: true });
 }
 
 /** Ready to use with the default settings (onCap 'wait'; the rest from the user's claude-guard config). */

@@ -1,6 +1,6 @@
 """`claude-guard exec` and the Python helpers built on it (claude_guard.sdk.popen / guarded_command), with stand-in
 claudes: every packaging of Claude Code is recognised and exec'd (the registered PID is the CLI itself), a
-refusal is one stderr line and exit 75 (plus claude's own `result` frame for a stream-json caller), and a
+refusal is one stderr line and exit 75 (never anything on stdout, even for a stream-json caller), and a
 command that is not Claude Code is a usage error."""
 
 from __future__ import annotations
@@ -112,19 +112,17 @@ def test_refusal_is_one_line_and_75(guard: Guard) -> None:
 SDK_ARGS = ["--output-format", "stream-json", "--verbose", "--input-format", "stream-json"]
 
 
-def test_refusal_of_a_stream_json_caller_is_also_a_result_frame(guard: Guard) -> None:
+def test_refusal_of_a_stream_json_caller_writes_nothing_on_stdout(guard: Guard) -> None:
+    # SDK hosts read stdout as claude's JSON stream: the guard never writes there, not even to explain a refusal
+    # (the Node adapter turns the stderr line into the SDK's error inside the host).
     holder = guard.start(env={"STANDIN_SLEEP": "60"})
     guard.wait_recorded(holder.pid)
     initialize = json.dumps({"type": "control_request", "request_id": "r1", "request": {"subtype": "initialize"}})
     r = run_exec(guard, "--max-sessions", "1", "--", str(guard.real), *SDK_ARGS, input=initialize.encode() + b"\n")
     assert r.returncode == 75
     [line] = r.stderr.decode().splitlines()
-    [frame_line] = r.stdout.decode().splitlines()
-    frame = json.loads(frame_line)
-    # The shape claude itself reports a refused launch in (e.g. `--resume` of a missing session).
-    assert frame["type"] == "result" and frame["is_error"] is True and frame["subtype"] == "error_during_execution"
-    assert frame["errors"] == [line]
-    uuid.UUID(frame["session_id"])
+    assert line.startswith("claude-guard: refused: 1 of 1")
+    assert r.stdout == b""
 
 
 def test_refusal_of_a_duplicate_resume(guard: Guard) -> None:
@@ -133,7 +131,8 @@ def test_refusal_of_a_duplicate_resume(guard: Guard) -> None:
     guard.wait_recorded(holder.pid)
     r = run_exec(guard, "--", str(guard.real), "--resume", sid, *SDK_ARGS)
     assert r.returncode == 75
-    assert f"refused: session {sid} is already open in PID {holder.pid}" in json.loads(r.stdout)["errors"][0]
+    assert f"refused: session {sid} is already open in PID {holder.pid}" in r.stderr.decode()
+    assert r.stdout == b""
 
 
 def test_wait_option_queues_for_a_slot(guard: Guard) -> None:
@@ -208,8 +207,8 @@ def test_popen_refusal(guard: Guard) -> None:
     assert out == "" and err.startswith("claude-guard: refused: 1 of 1") and err.count("\n") == 1
 
 
-def test_bad_setting_of_a_stream_json_caller_is_also_a_result_frame(guard: Guard) -> None:
+def test_bad_setting_of_a_stream_json_caller_is_one_line_and_78(guard: Guard) -> None:
     r = run_exec(guard, "--", str(guard.real), *SDK_ARGS, env={"CLAUDE_GUARD_MAX_SESSIONS": "lots"})
     assert r.returncode == 78
     [line] = r.stderr.decode().splitlines()
-    assert json.loads(r.stdout)["errors"] == [line] and "CLAUDE_GUARD_MAX_SESSIONS" in line
+    assert "CLAUDE_GUARD_MAX_SESSIONS" in line and r.stdout == b""

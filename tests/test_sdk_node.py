@@ -150,8 +150,9 @@ def test_path_to_executable_recipe(host: NodeHost, tmp_path: Path) -> None:
     holder = host.hold(tmp_path)
     [out] = host.query(["refused via the entry point"], mode="path", executable=sdk.shim_entry(), env=recipe)
     assert not out["ok"]
-    assert out["error"].startswith(f"Claude Code returned an error result: claude-guard: refused: 1 of 1 Claude "
-                                   f"sessions already running (PIDs {holder})"), out
+    # The SDK's own spawn reads the CLI's stderr and quotes it; the guard wrote nothing on stdout.
+    assert out["error"].startswith(f"Claude Code process exited with code 75. stderr: claude-guard: refused: 1 of 1 "
+                                   f"Claude sessions already running (PIDs {holder})"), out
 
 
 @pytest.mark.realclaude

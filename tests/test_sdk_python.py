@@ -335,16 +335,18 @@ def test_refused_at_the_cap_raises_an_sdk_error_with_the_guards_line(host: Host)
     line = (f"claude-guard: refused: 2 of 2 Claude sessions already running (PIDs {holders[0]}, {holders[1]}); "
             "see `claude-guard ps`")
     for error in [*errors, client_error]:
+        # The guard writes nothing on stdout (the SDK reads it as claude's stream), so the SDK reports the exit
+        # status; the guard's reason is the one line on the host's stderr, or in its `stderr` callback.
         assert isinstance(error, host.sdk.ProcessError), repr(error)
-        assert error.exit_code == 75
-        assert line in str(error)
-        assert str(error).startswith("Claude Code returned an error result: claude-guard: refused:")
-    assert len(stderr) == 1 and stderr[0].startswith(line)  # one line on stderr, the same text
+        assert error.exit_code == 75, repr(error)
+    assert len(stderr) == 1 and stderr[0].startswith(line)  # one line on stderr
     assert host.cli_pids() == []
 
 
 @pytest.mark.realclaude
 def test_duplicate_resume_of_an_open_session_is_refused_through_the_sdk(host: Host) -> None:
+    stderr: list[str] = []
+
     async def main() -> tuple[str, int, BaseException | None, Any]:
         async with host.sdk.ClaudeSDKClient(options=host.options()) as client:
             await client.query("remember this")
@@ -355,7 +357,7 @@ def test_duplicate_resume_of_an_open_session_is_refused_through_the_sdk(host: Ho
             [holder] = host.live_entries()
             error = None
             try:
-                async for _ in host.sdk.query(prompt="again", options=host.options(resume=sid)):
+                async for _ in host.sdk.query(prompt="again", options=host.options(resume=sid, stderr=stderr.append)):
                     pass
             except Exception as e:
                 error = e
@@ -367,7 +369,8 @@ def test_duplicate_resume_of_an_open_session_is_refused_through_the_sdk(host: Ho
 
     sid, pid, error, forked = run(main())
     assert isinstance(error, host.sdk.ProcessError) and error.exit_code == 75
-    assert f"claude-guard: refused: session {sid} is already open in PID {pid}" in str(error)
+    [line] = stderr
+    assert line.startswith(f"claude-guard: refused: session {sid} is already open in PID {pid}")
     assert forked is not None and forked.subtype == "success" and forked.session_id != sid
 
     async def resume_after() -> Any:  # the holder is gone: the same resume now goes through

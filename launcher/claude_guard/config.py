@@ -8,6 +8,7 @@ and the README table.
 from __future__ import annotations
 
 import os
+import sys
 
 from . import paths
 from .errors import ExitCode, GuardError
@@ -122,8 +123,13 @@ def parse_path(value: object) -> str:
 def _default_max_sessions() -> int:
     """About 300 MB a session, within half the RAM, and at least 2."""
     try:
-        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
+        if sys.platform == "win32":  # no sysconf; psutil is cheap next to what a Windows launch imports anyway
+            import psutil
+
+            total = int(psutil.virtual_memory().total)
+        else:
+            total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
         return 8
     return max(2, int(total // 2 // (300 * 1024 * 1024)))
 

@@ -56,6 +56,8 @@ def prepare(program: str, prefix: list[str], args: list[str], env: Mapping[str, 
 
 
 def _tty() -> str | None:
+    if sys.platform == "win32":
+        return None  # no tty names; a console is not a device file
     for fd in (0, 2, 1):
         try:
             if os.isatty(fd):
@@ -225,9 +227,14 @@ def takeover(pids: list[int], grace: float) -> None:
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and any(procs.alive(p, s) for p, s in targets):
         time.sleep(0.05)
+    # Windows has no SIGKILL: os.kill there is TerminateProcess whatever the signal, and it cannot be caught.
+    if sys.platform == "win32":
+        kill = signal.SIGTERM
+    else:
+        kill = signal.SIGKILL
     for pid, start in targets:
         if procs.alive(pid, start) and _is_claude(pid):
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, kill)
 
 
 def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = None) -> dict[str, Any]:
@@ -302,8 +309,13 @@ def update_pid(registry: Registry, old_pid: int, new_pid: int) -> None:
         registry.save(data)
 
 
-def start(plan: Plan, on_spawn: Callable[[int], None] | None = None) -> int:
-    """Run the plan: exec on POSIX (never returns), the wait-and-forward runner on Windows."""
+def start(plan: Plan, on_spawn: Callable[[int], None] | None = None, unknown_batch: str = "refuse") -> int:
+    """Run the plan: exec on POSIX (never returns), the wait-and-forward runner on Windows.
+
+    Windows has no exec, and a `.cmd` handed to CreateProcess would put cmd.exe (and its parsing of every
+    argument) between the caller and claude: win.launch.plan starts npm's shim target directly instead, and
+    refuses (or, with unknown_batch = "escape", strictly escapes) any other batch file.
+    """
     if os.name == "posix":
         try:
             os.execve(plan.program, plan.command, plan.env)
@@ -311,8 +323,12 @@ def start(plan: Plan, on_spawn: Callable[[int], None] | None = None) -> int:
             raise GuardError(f"cannot run {plan.program}: {e.strerror}; check the file is an executable "
                              "Claude Code", 126) from None
     from . import runner
+    from .win import launch as win_launch
 
-    return runner.run(plan.command, plan.env, on_spawn=on_spawn)
+    application, command_line = win_launch.plan(plan.program, [*plan.prefix, *plan.args], environ=plan.env,
+                                                on_unknown_batch=unknown_batch)
+    return runner.run(plan.command, plan.env, on_spawn=on_spawn, application=application,
+                      command_line=command_line)
 
 
 def run_guarded(program: str | None, prefix: list[str], args: list[str], *, self_path: str | None = None,
@@ -323,57 +339,7 @@ def run_guarded(program: str | None, prefix: list[str], args: list[str], *, self
     `program` None means "the real claude" (the shim); otherwise it is what `claude-guard exec` was given.
     The guard's own failures never keep claude from starting unless `strict` is set.
     """
-    try:
-        return _run_guarded(program, prefix, args, self_path, env, overrides, warn)
-    except GuardError as e:
-        tell_stream_host(args, e.message)
-        raise
-
-
-def tell_stream_host(args: list[str], message: str) -> None:
-    """When claude will not start and its caller reads stdout as `--output-format stream-json` (an Agent SDK),
-    say why in the stream itself, as claude does when it refuses a launch (a `result` frame with `is_error`
-    and the reason in `errors`): the SDKs raise that text as their error (Python: ResultError "Claude Code
-    returned an error result: ..."), whereas stderr is often not captured at all. Other callers get only the
-    stderr line, as from claude."""
-    call = argv.classify(argv.repair(list(args))[0])
-    if not call.session or call.options.get("--output-format") != "stream-json":
-        return
-    if call.options.get("--input-format") == "stream-json":
-        _await_first_request()
-    from . import jsonio, output
-
-    raw = os.urandom(16)  # a fresh session id in the uuid4 form, as claude reports for a launch that never ran
-    hexed = (raw[:6] + bytes([raw[6] & 0x0F | 0x40]) + raw[7:8] + bytes([raw[8] & 0x3F | 0x80]) + raw[9:]).hex()
-    sid = f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
-    frame = {"type": "result", "subtype": "error_during_execution", "is_error": True, "duration_ms": 0,
-             "duration_api_ms": 0, "num_turns": 0, "stop_reason": None, "session_id": sid, "total_cost_usd": 0,
-             "usage": {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0,
-                       "cache_read_input_tokens": 0},
-             "modelUsage": {}, "permission_denials": [], "errors": [output.PREFIX + message]}
-    try:
-        sys.stdout.write(jsonio.dumps(frame) + "\n")
-        sys.stdout.flush()
-    except (OSError, ValueError):
-        pass  # the host is gone; the exit status still says it
-
-
-def _await_first_request(timeout: float = 5.0) -> None:
-    """Let an SDK host finish writing its first request (`initialize`) before we exit: a host whose write
-    finds the process already gone reports that ("Cannot write to terminated process") instead of our
-    reason. Bounded, and skipped where stdin cannot be polled (a terminal, Windows pipes)."""
-    if os.name != "posix":
-        return
-    import select
-
-    try:
-        if os.isatty(0):
-            return
-        ready, _, _ = select.select([0], [], [], timeout)
-        if ready:
-            os.read(0, 1 << 16)
-    except (OSError, ValueError):
-        pass
+    return _run_guarded(program, prefix, args, self_path, env, overrides, warn)
 
 
 def _run_guarded(program: str | None, prefix: list[str], args: list[str], self_path: str | None,
@@ -418,4 +384,4 @@ def _run_guarded(program: str | None, prefix: list[str], args: list[str], self_p
             update_pid(reg, os.getpid(), child)
 
     sys.stdout.flush()
-    return start(plan, on_spawn)
+    return start(plan, on_spawn, str(settings.unknown_batch))

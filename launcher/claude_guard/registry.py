@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 import time
 
 from . import jsonio
@@ -28,10 +29,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-try:
+if sys.platform != "win32":
     import fcntl
-except ImportError:  # Windows: filelock's msvcrt lock instead
-    fcntl = None  # type: ignore[assignment]
 
 REGISTRY = "registry.json"
 LOCK = REGISTRY + ".lock"
@@ -99,7 +98,7 @@ class Lock:
         self._other: Any = None
 
     def __enter__(self) -> Lock:
-        if fcntl is None:
+        if sys.platform == "win32":  # filelock's msvcrt lock; this branch is not on a POSIX hot path
             import filelock
 
             self._other = filelock.FileLock(self.path, timeout=self.timeout)
@@ -108,31 +107,32 @@ class Lock:
             except filelock.Timeout:
                 raise LockTimeout(self.path, self.timeout) from None
             return self
-        deadline = time.monotonic() + self.timeout
-        delay = 0.001
-        while True:
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0),
-                             0o600)
-            except OSError as e:
-                raise GuardError(f"cannot open registry lock {self.path}: {e.strerror}; remove it if it is a "
-                                 "symlink, or set state_dir to a private folder", ExitCode.STATE) from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as e:
-                os.close(fd)
-                if e.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise LockTimeout(self.path, self.timeout) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.05)
-                continue
-            if os.fstat(fd).st_nlink == 0:  # the file was unlinked while we waited: lock the new one
-                os.close(fd)
-                continue
-            self._fd = fd
-            return self
+        else:  # the same branch test lets mypy check each platform's half on its own
+            deadline = time.monotonic() + self.timeout
+            delay = 0.001
+            while True:
+                try:
+                    fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0),
+                                 0o600)
+                except OSError as e:
+                    raise GuardError(f"cannot open registry lock {self.path}: {e.strerror}; remove it if it is a "
+                                     "symlink, or set state_dir to a private folder", ExitCode.STATE) from None
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError as e:
+                    os.close(fd)
+                    if e.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise LockTimeout(self.path, self.timeout) from None
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.05)
+                    continue
+                if os.fstat(fd).st_nlink == 0:  # the file was unlinked while we waited: lock the new one
+                    os.close(fd)
+                    continue
+                self._fd = fd
+                return self
 
     def __exit__(self, *exc: object) -> None:
         if self._other is not None:

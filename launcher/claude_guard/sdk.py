@@ -245,8 +245,7 @@ def popen(args: Sequence[str | os.PathLike[str]], **kwargs: Any) -> subprocess.P
     Keyword arguments named after a setting (`max_sessions=2, on_cap="wait", ...`) go to the guard, every
     other one to subprocess.Popen (`stdin=PIPE, env=..., cwd=...`). The process is the guard until it is
     admitted and then, by exec, the real CLI itself (same PID): signal and wait on it as on the CLI. Refused,
-    it exits 75 after one `claude-guard: refused: ...` line on stderr (plus a `result` frame on stdout when the
-    command line asks for `--output-format stream-json`, as the CLI itself reports a refused launch).
+    it exits 75 after one `claude-guard: refused: ...` line on stderr, and writes nothing on stdout.
     """
     import subprocess
 

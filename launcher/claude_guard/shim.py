@@ -1,9 +1,9 @@
 """`claude`: the shim's entry point. Guards the launch, then becomes the real claude (exec).
 
 Hot path: this runs on every `claude` start, so it imports only what `launch` needs (standard library,
-no psutil, filelock, platformdirs or argparse), and it writes nothing of its own to stdout: SDK hosts read
-claude's stdout as a JSON stream. (A stream-json launch that does not start gets the one `result` frame
-claude itself writes when it refuses a launch: launch.tell_stream_host.)
+no psutil, filelock, platformdirs or argparse), and it never writes to stdout: SDK hosts read claude's
+stdout as a JSON stream. A refusal is an exit status (75) and one line on stderr; the Node adapter
+(shims/guard-spawn.mjs) turns that line into the SDK's own error inside the host.
 """
 
 from __future__ import annotations

@@ -63,11 +63,6 @@ def run(args: argparse.Namespace) -> int:
         raise GuardError("exec: no command given; usage: claude-guard exec [options] -- claude [ARGS...]",
                          ExitCode.USAGE)
     overrides = {k: getattr(args, k) for k in ("max_sessions", "on_cap", "wait_timeout", "on_duplicate", "strict")}
-    try:
-        settings = config.load(None, overrides)
-        program, prefix, claude_args = split_command(command, settings.real_claude)
-    except GuardError as e:
-        if e.exit_code != ExitCode.USAGE:  # a Claude command line that cannot start: tell an SDK host why
-            launch.tell_stream_host(command[1:], e.message)
-        raise
+    settings = config.load(None, overrides)
+    program, prefix, claude_args = split_command(command, settings.real_claude)
     return launch.run_guarded(program, prefix, claude_args, overrides=overrides)
