@@ -200,3 +200,29 @@ def test_world_writable_state_folder_is_refused(guard: Guard) -> None:
     r = guard.run("-p", "x")
     assert r.returncode == 0 and b"writable by group or others" in r.stderr
     assert list(guard.state.iterdir()) == []
+
+
+def test_saving_another_file_never_removes_a_live_writers_temp(guard: Guard) -> None:
+    # The sweep's ledger (sweep.json) is saved under its own lock, beside the registry: its clean-up of temp
+    # files once removed a launch's registry.json.tmp-<pid> mid-write (found by the soak test).
+    from claude_guard import ledger, registry
+
+    guard.state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    writer = subprocess.Popen(["sleep", "30"])
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    try:
+        live_tmp = guard.state / f"registry.json.tmp-{writer.pid}"
+        dead_tmp = guard.state / f"registry.json.tmp-{dead.pid}"
+        live_tmp.write_text("in flight")
+        dead_tmp.write_text("left by a killed writer")
+        ledger.save(str(guard.state), ledger.empty())
+        assert live_tmp.exists() and dead_tmp.exists()  # not the ledger's temps: untouched
+        reg = registry.Registry(str(guard.state))
+        with reg.locked():
+            reg.save(reg.load())
+        assert live_tmp.exists()  # its writer is alive
+        assert not dead_tmp.exists()  # its writer is gone
+    finally:
+        writer.kill()
+        writer.wait()

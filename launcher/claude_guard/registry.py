@@ -219,19 +219,22 @@ class Registry:
 
     def _remove_stale_temps(self) -> None:
         """A writer killed between creating its temp file and the rename leaves the file behind; its pid is
-        in the name. Called under the lock, so no live writer of ours can be mid-write."""
-        prefix = REGISTRY + ".tmp-"
+        in the name. Only temps of this very file whose writer is gone are removed: another file in the folder
+        (the sweep's ledger) is saved under another lock, and the lock alone must not be what keeps a live
+        writer's temp file safe."""
+        prefix = os.path.basename(self.path) + ".tmp-"
         try:
             names = [n for n in os.listdir(self.folder) if n.startswith(prefix)]
         except OSError:
             return
         for name in names:
             pid = name[len(prefix):]
-            if pid.isdigit() and int(pid) != os.getpid():
-                try:
-                    os.unlink(os.path.join(self.folder, name))
-                except OSError:
-                    pass
+            if not pid.isdigit() or int(pid) == os.getpid() or _pid_exists(int(pid)):
+                continue
+            try:
+                os.unlink(os.path.join(self.folder, name))
+            except OSError:
+                pass
 
     def log(self, line: str) -> None:
         """Append one line to guard.log (never to stdout: SDK hosts read claude's stdout)."""
@@ -247,6 +250,21 @@ class Registry:
                 os.close(fd)
         except OSError:
             pass  # the log is a record, not a reason to fail a launch
+
+
+def _pid_exists(pid: int) -> bool:
+    """Whether any process has this pid (a zombie included: its temp file goes at a later save)."""
+    if sys.platform == "win32":
+        from . import procs
+
+        return procs.start_token(pid) is not None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # EPERM: it exists, as another user's process
+    return True
 
 
 def _empty() -> dict[str, Any]:
