@@ -2,12 +2,18 @@
 
 A laptop closed over the weekend must not come back to find every session "idle for 60 hours" and reaped.
 Wall-clock arithmetic (`now - statusUpdatedAt`) counts the suspend; so does every peer's idle test. Two
-kernel clocks tell the difference:
+clocks, one that stops while the machine sleeps and one that does not, tell the difference:
 
 - Linux: CLOCK_MONOTONIC stops while suspended, CLOCK_BOOTTIME does not, so `BOOTTIME - MONOTONIC` is
   the total time asleep since boot (the "sleep offset"). It only ever grows.
 - macOS: CLOCK_MONOTONIC keeps counting asleep, CLOCK_UPTIME_RAW does not: the offset is their difference.
-- Elsewhere (Windows) no such pair is read here: the offset is 0, and idle time is wall time.
+- Windows: `time.monotonic()` is QueryPerformanceCounter there, which keeps counting in sleep and
+  hibernation, so it cannot be the awake clock. The interrupt-time count can: QueryUnbiasedInterruptTime
+  leaves out sleep and hibernation, QueryInterruptTime (Windows 10 and later) counts them, both in 100 ns
+  units from zero at boot. (On older Windows, GetTickCount64, which counts them too, in milliseconds.)
+  Microsoft does not say how Modern Standby (S0 low-power idle, where the machine stays in the working
+  state with the screen off) counts; docs/sweep.md says what that means for idle time.
+- Elsewhere no such pair is read here: the offset is 0, and idle time is wall time.
 
 The offset now minus the offset at some past moment is the time asleep since then. The offset of the past
 is not kept by the kernel, so the sweep keeps a small ledger: the wall time at which each new offset was
@@ -26,32 +32,68 @@ from __future__ import annotations
 import sys
 import time
 
-# Offsets closer than this are the same offset: the two clocks are read a few microseconds apart.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+# Offsets closer than this are the same offset: the two clocks are read a few microseconds apart (on
+# Windows, GetTickCount64 moves in steps of 10 to 16 ms).
 _SAME = 0.5
 _KEEP = 256  # ledger entries kept (one per suspend since boot)
 
+_awake: Callable[[], float]  # stops while asleep
+_all: Callable[[], float] | None  # counts asleep too; None: no such clock here
+
 if sys.platform.startswith("linux"):
-    _AWAKE = time.CLOCK_MONOTONIC
-    _ALL = time.CLOCK_BOOTTIME
+    def _awake() -> float:
+        return time.clock_gettime(time.CLOCK_MONOTONIC)
+
+    def _all() -> float:
+        return time.clock_gettime(time.CLOCK_BOOTTIME)
 elif sys.platform == "darwin":
-    _AWAKE = time.CLOCK_UPTIME_RAW
-    _ALL = time.CLOCK_MONOTONIC
-else:  # pragma: no cover - Windows: no pair of clocks read here
-    _AWAKE = _ALL = None
+    def _awake() -> float:
+        return time.clock_gettime(time.CLOCK_UPTIME_RAW)
+
+    def _all() -> float:
+        return time.clock_gettime(time.CLOCK_MONOTONIC)
+elif sys.platform == "win32":  # pragma: no cover - Windows only
+    import ctypes
+
+    _kernel32 = ctypes.WinDLL("kernel32")
+    _kernel32.QueryUnbiasedInterruptTime.argtypes = [ctypes.POINTER(ctypes.c_ulonglong)]
+    _kernel32.QueryUnbiasedInterruptTime.restype = ctypes.c_int
+    _kernel32.GetTickCount64.restype = ctypes.c_ulonglong
+    _query_all = getattr(_kernel32, "QueryInterruptTime", None)  # Windows 10 and later
+    if _query_all is not None:
+        _query_all.argtypes = [ctypes.POINTER(ctypes.c_ulonglong)]
+        _query_all.restype = None
+
+    def _awake() -> float:
+        count = ctypes.c_ulonglong()
+        _kernel32.QueryUnbiasedInterruptTime(ctypes.byref(count))
+        return count.value / 1e7
+
+    def _all() -> float:
+        if _query_all is None:
+            return float(_kernel32.GetTickCount64()) / 1e3
+        count = ctypes.c_ulonglong()
+        _query_all(ctypes.byref(count))
+        return count.value / 1e7
+else:  # pragma: no cover - no pair of clocks read here
+    _awake = time.monotonic
+    _all = None
 
 
 def awake() -> float:
     """Seconds on a clock that stops while the machine sleeps, comparable across processes of one boot."""
-    if _AWAKE is None:  # pragma: no cover
-        return time.monotonic()
-    return time.clock_gettime(_AWAKE)
+    return _awake()
 
 
 def asleep_total() -> float:
     """Seconds the machine has spent asleep since boot (0 where it cannot be told)."""
-    if _AWAKE is None or _ALL is None:  # pragma: no cover
+    if _all is None:  # pragma: no cover
         return 0.0
-    return max(0.0, time.clock_gettime(_ALL) - time.clock_gettime(_AWAKE))
+    return max(0.0, _all() - _awake())
 
 
 def boot_id() -> str:
@@ -61,7 +103,7 @@ def boot_id() -> str:
             return f.read().strip()
     except OSError:
         # Elsewhere: the wall time of boot, to the minute (wall minus the all-time clock).
-        base = time.clock_gettime(_ALL) if _ALL is not None else time.monotonic()
+        base = _all() if _all is not None else time.monotonic()
         return f"boot-{int((time.time() - base) // 60)}"
 
 
