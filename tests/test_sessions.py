@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from claude_guard import clock, config, ledger, procs, reaper, sessions
@@ -30,8 +31,10 @@ def settings(**overrides: object) -> config.Settings:
     return config.load(None, {"min_age": 0, **overrides})
 
 
-def test_backends_agree(inproc: Sandbox) -> None:
-    """The /proc pass and the psutil pass see the same processes the same way."""
+def test_backends_agree(inproc: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The /proc pass and the psutil pass see the same processes the same way; only the start token's format
+    differs, and each is procs.start_token's on its own system. (test_sweep_portability runs the rest of the
+    psutil side, and Windows' rules, on live processes.)"""
     s = inproc.session(env={"SWEEP_GRANDCHILD": "1"})
     child = s.kid("child")[0]
     uid = os.getuid()
@@ -40,11 +43,18 @@ def test_backends_agree(inproc: Sandbox) -> None:
     assert set(fast) == set(slow) == {s.pid, child}
     for pid, a in fast.items():
         b = slow[pid]
-        assert (a.ppid, a.uid, a.cmdline) == (b.ppid, b.uid, b.cmdline)
-        assert abs(a.created - b.created) < 1.0
+        assert (a.ppid, a.uid, a.cmdline, a.tty_nr, a.comm) == (b.ppid, b.uid, b.cmdline, b.tty_nr, b.comm)
+        assert a.state != "Z" and b.state == "S"  # /proc gives the letter (R, S, D...); psutil zombie or not
+        assert abs(a.created - b.created) < 1.0  # psutil's boot time is whole seconds (btime)
         assert a.rss > 0 and b.rss > 0  # read a moment apart, while a child may still be starting: not equal
+        assert a.start == procs.start_token(pid)
+        assert b.start == sessions.token(psutil.Process(pid).create_time())
+    assert fast[s.pid].exe == slow[s.pid].exe  # /proc reads the executable of claude-like processes only
     assert procs.claude_args(fast[s.pid].as_proc()) is not None
     assert procs.claude_args(fast[child].as_proc()) is None
+    with monkeypatch.context() as m:
+        m.setattr(procs, "LINUX", False)  # procs as on macOS and Windows: the same token as the psutil pass
+        assert procs.start_token(s.pid) == slow[s.pid].start and procs.alive(s.pid, slow[s.pid].start)
 
 
 def test_view_merges_registry_session_file_and_tree(inproc: Sandbox) -> None:

@@ -19,13 +19,21 @@ Claude Code or a descendant of one (by tree or by the markers in their environme
 Ending: SIGTERM to the session's whole tree (descendants that left it included), SIGKILL to whatever is
 still there after `grace`. Right before every signal the target is re-checked: same pid and start token,
 not a zombie, same owner, and a session's own process still runs Claude Code. On Linux the check and the
-signal go through a pidfd opened first, so a pid reused between check and signal is never hit.
+signal go through a pidfd opened first, so a pid reused between check and signal is never hit. Elsewhere
+psutil makes the check (its terminate and kill compare pid and creation time once more right before
+sending), which leaves a window of microseconds in which a PID reused at that very moment could be hit.
+
+Windows has no SIGTERM: psutil's terminate() and kill() are both TerminateProcess, which ends a process at
+once without letting it clean up. The two steps are kept (a process that survives the first is tried once
+more), and `grace` is only the wait for the tree to be gone. The tree is ended from the top (the targets are
+listed parents first) so that claude cannot start replacements for children being ended.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 
 from . import jsonio, paths, procs, resolve, sessions
@@ -41,7 +49,8 @@ POLICIES = ("dead", "orphan", "stray", "duplicate", "idle", "over-age", "over-ca
 MEMORY_FILE_ENV = "CLAUDE_GUARD_MEM_AVAILABLE_FILE"  # tests: a file holding the available bytes
 AUDIT = "audit.jsonl"
 _AUDIT_LIMIT = 4 << 20
-_KILL = getattr(signal, "SIGKILL", signal.SIGTERM)  # Windows has no SIGKILL; TERM there is TerminateProcess
+# Windows has no SIGKILL: the number only selects psutil's kill() there (TerminateProcess, as terminate() is).
+_KILL: int = getattr(signal, "SIGKILL", 9)
 
 
 def human_bytes(n: float) -> str:
@@ -159,7 +168,9 @@ class Rules:
         self.me = os.getpid()
         self.ancestors = set(procs.ancestors(self.me))
         self.uid = os.geteuid() if hasattr(os, "geteuid") else None
-        self.all_users = bool(all_users and self.uid == 0)
+        # Windows: the account name (no uids; no root either, so --all-users never ends others' sessions).
+        self.user = sessions.whoami()[1] if sessions.WINDOWS else None
+        self.all_users = bool(all_users and self.uid == 0 and not sessions.WINDOWS)
         self.min_age = float(settings.min_age)
         self.reap_attached = bool(settings.reap_attached)
         self.pids: set[int] = set()
@@ -169,7 +180,7 @@ class Rules:
             item = str(raw).strip()
             if item.isdigit():
                 self.pids.add(int(item))
-            elif "/" in item or item.startswith("~"):
+            elif "/" in item or os.sep in item or item.startswith("~"):  # os.sep: C:\proj on Windows
                 self.folders.append(os.path.realpath(os.path.expanduser(item)))
             elif item:
                 self.names.add(item)
@@ -178,8 +189,12 @@ class Rules:
         """The reaper itself or one of its ancestors."""
         return pid == self.me or pid in self.ancestors
 
-    def owner_ok(self, uid: int) -> bool:
-        return self.uid is None or uid == self.uid or self.all_users
+    def owner_ok(self, uid: int, user: str | None = None) -> bool:
+        if self.all_users:
+            return True
+        if sessions.WINDOWS:
+            return sessions.same_user(user, self.user)
+        return self.uid is None or uid == self.uid
 
     def protected(self, pid: int, ids: Iterable[str | None], cwd: str | None) -> bool:
         if pid in self.pids or any(i in self.names for i in ids if i):
@@ -190,8 +205,8 @@ class Rules:
         """Why `s` must not be ended, or None."""
         if self.mine(s.pid) or self.me in s.tree:
             return "the reaper runs inside this session"
-        if not self.owner_ok(s.row.uid):
-            return f"belongs to uid {s.row.uid} (only root with --all-users ends other users' sessions)"
+        if not self.owner_ok(s.row.uid, s.row.user):
+            return f"belongs to {_owner_name(s.row)} (only root with --all-users ends other users' sessions)"
         if self.protected(s.pid, (s.session_id, s.name), s.cwd):
             return "matches protect"
         if s.age is None:
@@ -205,9 +220,9 @@ class Rules:
     def veto_stray(self, st: Stray, view: View) -> str | None:
         if self.mine(st.pid) or self.me in st.tree or any(self.mine(p) for p in st.tree):
             return "the reaper runs inside it"
-        if not self.owner_ok(st.row.uid):
-            return f"belongs to uid {st.row.uid}"
-        cwd = sessions._readlink(f"/proc/{st.pid}/cwd") if sessions.LINUX else None
+        if not self.owner_ok(st.row.uid, st.row.user):
+            return f"belongs to {_owner_name(st.row)}"
+        cwd = sessions.cwd_of(st.pid)
         if self.protected(st.pid, (st.session_id,), cwd):
             return "matches protect"
         age = view.now - st.row.created if st.row.created else None
@@ -216,18 +231,22 @@ class Rules:
         return None
 
 
+def _owner_name(row: sessions.Process) -> str:
+    return (row.user or "another account") if sessions.WINDOWS else f"uid {row.uid}"
+
+
 def available_memory() -> tuple[int, int]:
     """(available, total) bytes. Tests inject the available figure with $CLAUDE_GUARD_MEM_AVAILABLE_FILE."""
-    total = 0
-    try:
-        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        pass
     injected = os.environ.get(MEMORY_FILE_ENV)
-    if injected:
-        with open(injected, encoding="ascii") as f:
-            return int(f.read().split()[0]), total
-    if procs.LINUX:
+    if sys.platform.startswith("linux"):
+        total = 0
+        try:
+            total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):
+            pass
+        if injected:
+            with open(injected, encoding="ascii") as f:
+                return int(f.read().split()[0]), total
         with open("/proc/meminfo", encoding="ascii") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
@@ -235,6 +254,9 @@ def available_memory() -> tuple[int, int]:
     import psutil
 
     vm = psutil.virtual_memory()
+    if injected:
+        with open(injected, encoding="ascii") as f:
+            return int(f.read().split()[0]), int(vm.total)
     return int(vm.available), int(vm.total)
 
 
@@ -273,7 +295,7 @@ def plan(view: View, settings: Any, *, all_users: bool = False, force: bool = Fa
                 targets.append((p, row.start, False))
                 rss += row.rss if p not in s.own else 0  # nested sessions' trees are not in s.rss yet
         for st in owned.get(s.pid, []):
-            if not rules.mine(st.pid) and rules.owner_ok(st.row.uid):  # it goes with its session, whatever its age
+            if not rules.mine(st.pid) and rules.owner_ok(st.row.uid, st.row.user):  # goes with its session, any age
                 targets += _stray_targets(st, view, rules)
                 rss += st.rss
         out.actions.append(Action(policy, detail, session=s, targets=targets, rss=rss))
@@ -359,7 +381,7 @@ def _stray_targets(st: Stray, view: View, rules: Rules) -> list[tuple[int, str, 
     out = [(st.pid, st.start, False)]
     for p in st.tree:
         row = view.table.rows.get(p)
-        if row is not None and not rules.mine(p) and rules.owner_ok(row.uid):
+        if row is not None and not rules.mine(p) and rules.owner_ok(row.uid, row.user):
             out.append((p, row.start, False))
     return out
 
@@ -369,9 +391,18 @@ def _stray_targets(st: Stray, view: View, rules: Rules) -> list[tuple[int, str, 
 
 
 def _signal(pid: int, start: str, claude: bool, sig: int, rules: Rules) -> str:
-    """Send `sig` to that very process. Returns "sent", "gone", or why it was not sent."""
+    """Send `sig` (SIGTERM or _KILL) to that very process. Returns "sent", "gone", or why it was not sent."""
     if rules.mine(pid):
         return "refused: the reaper or one of its ancestors"
+    if sessions.PROC:
+        return _signal_proc(pid, start, claude, sig, rules)
+    return _signal_psutil(pid, start, claude, sig, rules)
+
+
+def _signal_proc(pid: int, start: str, claude: bool, sig: int, rules: Rules) -> str:
+    """Linux, start tokens from /proc: checked through /proc, sent through a pidfd opened before the check."""
+    if not sys.platform.startswith("linux"):
+        raise OSError("/proc is read on Linux only")
     pidfd = -1
     if hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal"):
         try:
@@ -400,6 +431,51 @@ def _signal(pid: int, start: str, claude: bool, sig: int, rules: Rules) -> str:
     finally:
         if pidfd >= 0:
             os.close(pidfd)
+
+
+def _signal_psutil(pid: int, start: str, claude: bool, sig: int, rules: Rules) -> str:
+    """Everywhere else: psutil.Process records the creation time when made, and its terminate() and kill()
+    refuse (NoSuchProcess) when the PID names another process by then; the start token is compared first."""
+    import psutil
+
+    try:
+        p = psutil.Process(pid)
+        with p.oneshot():
+            if sessions.token(p.create_time()) != start or p.status() == psutil.STATUS_ZOMBIE:
+                return "gone"
+            if sys.platform == "win32" or sessions.WINDOWS:  # the platform test tells mypy uids() is POSIX-only
+                uid, user = -1, p.username()
+            else:
+                uid, user = p.uids().real, None
+            if not rules.owner_ok(uid, user):
+                return f"refused: now owned by {user or 'another account'}" if sessions.WINDOWS \
+                    else f"refused: now owned by uid {uid}"
+            if claude:
+                row = procs.Proc(pid, p.ppid(), "S", start, uid, 0, p.cmdline(), p.exe() or None)
+                if procs.claude_args(row, resolve.is_shim) is None:
+                    return "refused: no longer runs Claude Code"
+        if sig == signal.SIGTERM:
+            p.terminate()  # SIGTERM; Windows: TerminateProcess
+        else:
+            p.kill()  # SIGKILL; Windows: TerminateProcess
+        return "sent"
+    except psutil.NoSuchProcess:  # ZombieProcess included
+        return "gone"
+    except psutil.AccessDenied:
+        return "refused: permission denied"
+
+
+def alive(pid: int, start: str) -> bool:
+    """That very process still runs (not a zombie); its start token is read as the table's was."""
+    if sessions.PROC:
+        return procs.alive(pid, start)
+    import psutil
+
+    try:
+        p = psutil.Process(pid)
+        return sessions.token(p.create_time()) == start and p.status() != psutil.STATUS_ZOMBIE
+    except (psutil.Error, OSError):
+        return False
 
 
 def execute(out: Plan, settings: Any, *, all_users: bool = False, log: bool = True,
@@ -439,7 +515,7 @@ def execute(out: Plan, settings: Any, *, all_users: bool = False, log: bool = Tr
 
 
 def _alive(action: Action) -> list[tuple[int, str, bool]]:
-    return [t for t in action.targets if procs.alive(t[0], t[1])]
+    return [t for t in action.targets if alive(t[0], t[1])]
 
 
 def _wait(actions: list[Action], deadline: float) -> None:
@@ -457,11 +533,15 @@ def resume_hint(s: Session) -> str | None:
     if not glob.glob(os.path.join(glob.escape(os.path.join(base, "projects")), "*", f"{s.session_id}.jsonl")):
         return None
     command = f"claude --resume {s.session_id}"
-    if s.cwd:
-        import shlex
+    if not s.cwd:
+        return command
+    if os.name == "nt":
+        # pushd changes the drive too, in cmd.exe and in PowerShell (where `cd /d` fails); a Windows path
+        # cannot hold a double quote. `&&` needs PowerShell 7 (or cmd.exe).
+        return f'pushd "{s.cwd}" && {command}'
+    import shlex
 
-        return f"cd {shlex.quote(s.cwd)} && {command}"
-    return command
+    return f"cd {shlex.quote(s.cwd)} && {command}"
 
 
 def audit(out: Plan) -> None:
@@ -485,10 +565,14 @@ def audit(out: Plan) -> None:
         return
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
+        try:
+            # Rotated before it is opened: Windows cannot rename a file that is open.
+            if os.lstat(path).st_size > _AUDIT_LIMIT:
+                os.replace(path, path + ".1")
+        except FileNotFoundError:
+            pass
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o600)
         try:
-            if os.fstat(fd).st_size > _AUDIT_LIMIT:
-                os.replace(path, path + ".1")
             os.write(fd, "".join(jsonio.dumps(line) + "\n" for line in lines).encode("ascii"))
         finally:
             os.close(fd)

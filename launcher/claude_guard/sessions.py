@@ -11,7 +11,13 @@ Sources, merged per process (identity is always pid + start token):
 
 On Linux the pass reads /proc directly; elsewhere it is one psutil `process_iter` pass. (psutil's pass
 costs about 4 times procps `ps` over 500 processes, before its own import; /proc read here costs about
-the same as `ps`.) Both produce the same `Process` rows.
+the same as `ps`.) Both produce the same `Process` rows, except for the start token: clock ticks since boot
+from /proc, the creation time in epoch seconds from psutil (procs.start_token gives the same per system).
+
+Windows differs in three ways (`WINDOWS`): owners are account names, not uids; there is no controlling
+terminal, so an interactive session counts as attached to its console (see `terminal`); and a process keeps
+the PID of its dead parent, which may since name a newer, unrelated process, so a parent link counts only
+when the parent is not younger than the child (see `Table` and `parent_gone`).
 
 States (one per session, the first that applies, in this order):
   orphan     its parent is gone (reparented) and it has no live terminal
@@ -25,6 +31,7 @@ States (one per session, the first that applies, in this order):
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 from . import argv, clock, environ, jsonio, paths, procs, resolve
@@ -35,6 +42,13 @@ if TYPE_CHECKING:
     from typing import Any
 
 LINUX = procs.LINUX
+# Read the process table straight from /proc (Linux), else through psutil. Everything that later checks an
+# identity (the reaper's re-check before a signal, its polls for exit) follows this switch too, because the
+# start tokens of the two differ. Tests set it to False on Linux to run the other systems' code for real.
+PROC = LINUX
+# Windows semantics (module docstring): owners by account name, consoles instead of terminals, stale parent
+# PIDs. Tests set it on Linux (with PROC False), where psutil gives account names too.
+WINDOWS = sys.platform == "win32"
 STATES = ("orphan", "duplicate", "over-age", "idle", "unguarded", "active")
 IDLE_STATUSES = frozenset({"idle", "waiting"})  # Claude's own statuses that mean "nothing running"
 # Markers a session's descendants carry in their environment (the guard's cookie, and Claude's own).
@@ -42,23 +56,26 @@ MARKERS = (environ.COOKIE, "CLAUDE_CODE_SESSION_ID", "CLAUDE_PID")
 # Parents that a process is handed to when its own parent dies (init, and the usual subreapers).
 ADOPTERS = frozenset({"systemd", "init", "launchd", "tini", "dumb-init", "catatonit"})
 
-if LINUX:
+if sys.platform.startswith("linux"):
     _TICK = float(os.sysconf("SC_CLK_TCK"))
     _PAGE = os.sysconf("SC_PAGE_SIZE")
-    # Process names (comm) of interpreters that may run Claude Code as a script (node cli.js, a test's
-    # `python3 claude`); `claude` itself (native, or a script run by its #!) is matched by name.
-    _INTERPRETERS = frozenset(n.encode() for n in ("node", "nodejs", "bun", "deno", "python", "sh", "bash", "dash",
-                                                   "zsh", "ksh", "fish", "perl", "ruby"))
+else:  # never read: the /proc pass runs on Linux only
+    _TICK, _PAGE = 100.0, 4096
+# Process names (comm) of interpreters that may run Claude Code as a script (node cli.js, a test's
+# `python3 claude`); `claude` itself (native, or a script run by its #!) is matched by name.
+_INTERPRETERS = frozenset(n.encode() for n in ("node", "nodejs", "bun", "deno", "python", "sh", "bash", "dash", "zsh",
+                                               "ksh", "fish", "perl", "ruby"))
 
 
 class Process:
     """One row of the process table."""
 
-    __slots__ = ("_cmdline", "comm", "cpu", "created", "exe", "pid", "ppid", "rss", "start", "state", "tty_nr",
-                 "uid")
+    __slots__ = ("_cmdline", "comm", "cpu", "created", "exe", "pid", "ppid", "rss", "start", "state", "tty",
+                 "tty_nr", "uid", "user")
 
     def __init__(self, pid: int, ppid: int, uid: int, start: str, state: str, comm: str, cmdline: list[str] | None,
-                 exe: str | None, tty_nr: int, rss: int, cpu: float, created: float) -> None:
+                 exe: str | None, tty_nr: int, rss: int, cpu: float, created: float, user: str | None = None,
+                 tty: str | None = None) -> None:
         self.pid = pid
         self.ppid = ppid
         self.uid = uid
@@ -71,12 +88,14 @@ class Process:
         self.rss = rss  # bytes
         self.cpu = cpu  # user + system seconds
         self.created = created  # epoch seconds
+        self.user = user  # account name: read on Windows only, where uid is -1
+        self.tty = tty  # the terminal's name when psutil gave it (/proc gives only tty_nr)
 
     @property
     def cmdline(self) -> list[str]:
         if self._cmdline is None:
             try:
-                self._cmdline = _split(_read(f"/proc/{self.pid}/cmdline")) if LINUX else []
+                self._cmdline = _split(_read(f"/proc/{self.pid}/cmdline")) if PROC else []
             except OSError:
                 self._cmdline = []
         return self._cmdline
@@ -92,7 +111,12 @@ class Table:
     def __init__(self, rows: dict[int, Process]) -> None:
         self.rows = rows
         self.children: dict[int, list[int]] = {}
+        windows = WINDOWS
         for row in rows.values():
+            if windows:
+                parent = rows.get(row.ppid)
+                if parent is not None and parent.created > row.created:
+                    continue  # its parent died and the PID now names a newer process: not its child
             self.children.setdefault(row.ppid, []).append(row.pid)
 
     def descendants(self, pid: int, stop: Iterable[int] = ()) -> list[int]:
@@ -110,12 +134,30 @@ class Table:
         return out
 
 
-def scan(uid: int | None) -> Table:
-    """One pass over the process table (`uid` None: every user)."""
-    return Table(dict((row.pid, row) for row in (_scan_linux(uid) if LINUX else _scan_psutil(uid))))
+def scan(uid: int | None, user: str | None = None) -> Table:
+    """One pass over the process table: the processes of `uid` (with WINDOWS: of account `user`), or of every
+    user when that is None."""
+    return Table(dict((row.pid, row) for row in (_scan_linux(uid) if PROC else _scan_psutil(uid, user))))
+
+
+def whoami() -> tuple[int | None, str | None]:
+    """(uid, account name) of this process; the name only with WINDOWS (it costs a psutil import), the uid
+    only where there are uids."""
+    if WINDOWS:
+        import psutil
+
+        return None, psutil.Process().username()
+    return (os.getuid() if hasattr(os, "getuid") else None), None
+
+
+def same_user(a: str | None, b: str | None) -> bool:
+    """Windows account names compare without case (`DOMAIN\\user`)."""
+    return a is not None and b is not None and a.casefold() == b.casefold()
 
 
 def _scan_linux(uid: int | None) -> Iterator[Process]:
+    if not sys.platform.startswith("linux"):
+        raise OSError("/proc is read on Linux only")
     boot = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -178,25 +220,44 @@ def _readlink(path: str) -> str | None:
     return target[: -len(" (deleted)")] if target.endswith(" (deleted)") else target
 
 
-def _scan_psutil(uid: int | None) -> Iterator[Process]:
+def _scan_psutil(uid: int | None, user: str | None = None) -> Iterator[Process]:
     import psutil
 
-    attrs = ["pid", "ppid", "name", "exe", "cmdline", "create_time", "uids", "terminal", "status", "memory_info",
-             "cpu_times"]
-    me = os.getuid() if hasattr(os, "getuid") else None
-    for p in psutil.process_iter(attrs):
+    windows = WINDOWS
+    # Windows has no uids and no terminals: psutil has neither method there, and asking for one in attrs is
+    # a ValueError. Owners are compared first, so nothing more is read of other users' processes.
+    first = ["pid", "ppid", "name", "create_time", "status", "username" if windows else "uids"]
+    rest = ["exe", "cmdline", "memory_info", "cpu_times"] + ([] if windows else ["terminal"])
+    for p in psutil.process_iter(first):
         info = p.info
-        uids = info.get("uids")
-        owner = uids.real if uids else (me if me is not None else -1)
-        if uid is not None and owner != uid:
+        created = info.get("create_time")
+        if not created:
             continue
-        if not info.get("create_time"):
-            continue
-        mem, cpu = info.get("memory_info"), info.get("cpu_times")
-        yield Process(info["pid"], info.get("ppid") or 0, owner, f"{info['create_time']:.3f}",
+        name: str | None = None
+        if windows:
+            owner = -1
+            name = info.get("username")
+            if user is not None and not same_user(name, user):
+                continue
+        else:
+            uids = info.get("uids")
+            owner = uids.real if uids else -1
+            if uid is not None and owner != uid:
+                continue
+        try:
+            more = p.as_dict(rest)
+        except psutil.NoSuchProcess:
+            continue  # ended since the first read
+        mem, cpu, tty = more.get("memory_info"), more.get("cpu_times"), more.get("terminal")
+        yield Process(info["pid"], info.get("ppid") or 0, owner, token(created),
                       "Z" if info.get("status") == psutil.STATUS_ZOMBIE else "S", info.get("name") or "",
-                      list(info.get("cmdline") or []), info.get("exe") or None, 1 if info.get("terminal") else 0,
-                      mem.rss if mem else 0, (cpu.user + cpu.system) if cpu else 0.0, info["create_time"])
+                      list(more.get("cmdline") or []), more.get("exe") or None, 1 if tty else 0,
+                      mem.rss if mem else 0, (cpu.user + cpu.system) if cpu else 0.0, created, name, tty or None)
+
+
+def token(create_time: float) -> str:
+    """The start token of a process read through psutil: procs.start_token's, off Linux."""
+    return f"{create_time:.3f}"
 
 
 def environment(pid: int) -> dict[str, str] | None:
@@ -206,7 +267,7 @@ def environment(pid: int) -> dict[str, str] | None:
     held or printed.
     """
     wanted = (*MARKERS, "CLAUDE_CONFIG_DIR")
-    if LINUX:
+    if PROC:
         try:
             raw = _read(f"/proc/{pid}/environ")
         except OSError:
@@ -229,7 +290,7 @@ def environment(pid: int) -> dict[str, str] | None:
     return {k: v for k, v in env.items() if k in wanted}
 
 
-def terminal(pid: int, tty_nr: int) -> tuple[str | None, bool]:
+def terminal(pid: int, tty_nr: int, name: str | None = None, kind: str | None = None) -> tuple[str | None, bool]:
     """(terminal, live): the process's controlling terminal, if it still has one.
 
     The kernel takes the controlling terminal away from the whole session when the terminal hangs up (its
@@ -237,16 +298,54 @@ def terminal(pid: int, tty_nr: int) -> tuple[str | None, bool]:
     is still in someone's terminal. Stdio on a pty without a controlling terminal (a host that set the pty
     up by hand) does not count: nothing hangs it up when its user leaves. (Not looking at stdio also saves
     three readlinks per session on the `ps` path.)
+
+    Windows has no controlling terminal, and whether another process has a console cannot be read from
+    outside it. An interactive claude needs a console (its TUI does not start without one) and Windows ends
+    every process of a console when its window closes, so a live interactive session is taken to be in an
+    open console ("console", live); print, SDK and background sessions are taken to have none.
     """
+    if WINDOWS:
+        return ("console", True) if kind == "interactive" else (None, False)
     if not tty_nr:
         return None, False
-    if LINUX:
+    if PROC and sys.platform.startswith("linux"):
         for fd in (0, 1, 2):
             target = _readlink(f"/proc/{pid}/fd/{fd}")
             if target and target.startswith(("/dev/pts/", "/dev/tty", "/dev/console")):
                 return target, True
         return f"tty({os.major(tty_nr)},{os.minor(tty_nr)})", True
-    return "tty", True
+    return name or "tty", True
+
+
+def cwd_of(pid: int) -> str | None:
+    """A process's working folder, None when unreadable."""
+    if PROC:
+        return _readlink(f"/proc/{pid}/cwd")
+    import psutil
+
+    try:
+        return psutil.Process(pid).cwd() or None
+    except (psutil.Error, OSError):
+        return None
+
+
+def parent_gone(row: Process, table: Table) -> bool:
+    """Windows: the parent PID a process carries no longer names its parent. Windows never reparents: the
+    PID stays after the parent dies, and may since have been given to a newer process. (psutil's parent()
+    makes the same test.) Elsewhere a dead parent is replaced by an adopter, which `_judge_orphan` sees."""
+    parent = table.rows.get(row.ppid)
+    if parent is not None:
+        return parent.created > row.created
+    if row.ppid <= 0:
+        return False  # the system's own processes
+    import psutil
+
+    try:
+        return psutil.Process(row.ppid).create_time() > row.created
+    except psutil.NoSuchProcess:
+        return True
+    except (psutil.Error, OSError):
+        return False  # alive, but not ours to read: it is there
 
 
 class ClaudeFile:
@@ -272,7 +371,7 @@ class ClaudeFile:
         """Written by this very process (not by an earlier one with the same pid)."""
         if self.pid != row.pid:
             return False
-        if self.proc_start and LINUX:
+        if self.proc_start and PROC:
             return self.proc_start == row.start
         # Elsewhere the token formats differ: the start time Claude recorded must match the process's.
         return self.started_at is not None and abs(self.started_at - row.created) < 5
@@ -434,8 +533,8 @@ def collect(settings: Any, *, registry: Mapping[str, Any] | None = None, ledger:
     """
     now = time.time() if now is None else now
     awake = clock.awake()
-    me = os.getuid() if hasattr(os, "getuid") else None
-    table = scan(None if all_users else me)
+    me, my_name = whoami()
+    table = scan(None if all_users else me, None if all_users else my_name)
     data = _read_registry(settings) if registry is None else registry
     book = ledger or {}
     sleep: list[list[float]] = list(book.get("sleep") or [])
@@ -444,11 +543,11 @@ def collect(settings: Any, *, registry: Mapping[str, Any] | None = None, ledger:
 
     sessions: list[Session] = []
     for row in table.rows.values():
-        if row.state in ("Z", "X") or (row._cmdline is None and LINUX) \
+        if row.state in ("Z", "X") or (row._cmdline is None and PROC) \
                 or "claude" not in " ".join(row.cmdline) + (row.exe or "") + row.comm:
             continue
         args = procs.claude_args(row.as_proc(), resolve.is_shim)
-        if args is None:
+        if args is None or (WINDOWS and _our_launcher(row)):
             continue
         call = argv.classify(args)
         if call.session:
@@ -490,7 +589,9 @@ def collect(settings: Any, *, registry: Mapping[str, Any] | None = None, ledger:
             if env.get("CLAUDE_CONFIG_DIR"):
                 others.append(os.path.join(env["CLAUDE_CONFIG_DIR"], "sessions"))
             elif me is not None and s.row.uid != me:
-                others.append(os.path.join(_home(s.row.uid), ".claude", "sessions"))
+                home = _home(s.row.uid)
+                if home:
+                    others.append(os.path.join(home, ".claude", "sessions"))
     match([f for f in dict.fromkeys(others) if os.path.realpath(f) != os.path.realpath(default)])
 
     nested = set(by_pid)
@@ -508,11 +609,14 @@ def collect(settings: Any, *, registry: Mapping[str, Any] | None = None, ledger:
             if cf.entrypoint == "sdk-cli" and s.kind == "interactive":
                 s.kind = "print"
         s.session_id = s.session_id or entry.get("session_id")
-        s.cwd = (cf.cwd if cf else None) or entry.get("cwd") or (_readlink(f"/proc/{s.pid}/cwd") if LINUX else None)
-        s.terminal, s.attached = terminal(s.pid, row.tty_nr)
+        s.cwd = (cf.cwd if cf else None) or entry.get("cwd") or cwd_of(s.pid)
+        s.terminal, s.attached = terminal(s.pid, row.tty_nr, row.tty, s.kind)
         parent = table.rows.get(row.ppid)
+        stale_parent = WINDOWS and parent_gone(row, table)
+        if stale_parent:
+            parent = None
         s.parent_name = parent.comm if parent else None
-        _judge_orphan(s, parent, seen.get(f"{s.pid}:{s.start}"))
+        _judge_orphan(s, parent, seen.get(f"{s.pid}:{s.start}"), stale_parent)
         _judge_idle(s, settings, seen.get(f"{s.pid}:{s.start}"), sleep, offset, now, awake)
         max_age = float(settings.max_age or 0)
         s.over_age = bool(max_age) and s.age is not None and s.age >= max_age
@@ -536,9 +640,9 @@ def collect(settings: Any, *, registry: Mapping[str, Any] | None = None, ledger:
         s.state = ("orphan" if s.orphan else "duplicate" if s.duplicate_of else "over-age" if s.over_age
                    else "idle" if s.is_idle else "unguarded" if not s.guarded else "active")
 
-    lost = _strays(table, every, me if not all_users else None) if strays else []
+    lost = _strays(table, every, me if not all_users else None, my_name if not all_users else None) if strays else []
     if under is not None:
-        lost = [st for st in lost if within(_readlink(f"/proc/{st.pid}/cwd") if LINUX else None, scope)]
+        lost = [st for st in lost if within(cwd_of(st.pid), scope)]
     return View(table, sessions, lost, dead, stale, now, awake)
 
 
@@ -546,8 +650,9 @@ def within(folder: str | None, scope: Iterable[str]) -> bool:
     """`folder` is one of `scope` or inside one of them."""
     if not folder:
         return False
-    folder = os.path.realpath(folder)
-    return any(folder == d or folder.startswith(d.rstrip(os.sep) + os.sep) for d in scope)
+    # normcase: Windows compares paths without case (elsewhere it changes nothing).
+    folder = os.path.normcase(os.path.realpath(folder))
+    return any(folder == d or folder.startswith(d.rstrip(os.sep) + os.sep) for d in map(os.path.normcase, scope))
 
 
 def current(all_users: bool = False, what: str = "this command",
@@ -563,13 +668,23 @@ def current(all_users: bool = False, what: str = "this command",
     return settings, book, collect(settings, ledger=book, all_users=all_users, under=under)
 
 
-def _home(uid: int) -> str:
-    try:
-        import pwd
+def _home(uid: int) -> str | None:
+    """Another user's home folder (root's --all-users view), None when unknown."""
+    if sys.platform == "win32":
+        return None  # no uids; another account's profile is not ours to read anyway
+    import pwd
 
+    try:
         return pwd.getpwuid(uid).pw_dir
-    except (ImportError, KeyError):
-        return "/nonexistent"
+    except KeyError:
+        return None
+
+
+def _our_launcher(row: Process) -> bool:
+    """Windows: our own shim is an executable named claude.exe (pip's launcher, which starts the guard and
+    waits for it), so procs.claude_args takes it for the native claude; its marker tells it apart."""
+    return bool(row.exe) and os.path.basename(row.exe or "").lower() in procs.CLAUDE_NAMES \
+        and resolve.is_shim(row.exe or "")
 
 
 def _read_registry(settings: Any) -> Mapping[str, Any]:
@@ -583,8 +698,10 @@ def _read_registry(settings: Any) -> Mapping[str, Any]:
     return data if isinstance(data, dict) and isinstance(data.get("sessions"), list) else {"sessions": []}
 
 
-def _judge_orphan(s: Session, parent: Process | None, seen: Mapping[str, Any] | None) -> None:
-    """Orphan: the parent it was started by is gone, and no live terminal holds it."""
+def _judge_orphan(s: Session, parent: Process | None, seen: Mapping[str, Any] | None,
+                  stale_parent: bool = False) -> None:
+    """Orphan: the parent it was started by is gone, and no live terminal holds it. `stale_parent`: its
+    parent PID no longer names its parent (Windows, see `parent_gone`)."""
     row = s.row
     why = ""
     expected = (s.entry or {}).get("guard_pid") or (s.entry or {}).get("ppid")
@@ -596,6 +713,8 @@ def _judge_orphan(s: Session, parent: Process | None, seen: Mapping[str, Any] | 
         why = "reparented to init"
     elif parent is not None and parent.comm in ADOPTERS and expected != row.ppid:
         why = f"reparented to {parent.comm} (PID {row.ppid})"
+    elif stale_parent:
+        why = f"its parent (PID {row.ppid}) is gone"
     if why and s.attached:
         s.orphan_why = why + f", but attached to live terminal {s.terminal}"
         return
@@ -657,7 +776,7 @@ def observe(view: View, book: dict[str, Any], settings: Any) -> None:
     book["procs"] = new
 
 
-def _strays(table: Table, sessions: list[Session], uid: int | None) -> list[Stray]:
+def _strays(table: Table, sessions: list[Session], uid: int | None, user: str | None = None) -> list[Stray]:
     """Processes outside every live session's tree that carry a session's markers, grouped by the topmost
     one of each chain (its descendants go with it), each with the live session it came from, if any."""
     in_tree: set[int] = set()
@@ -666,7 +785,8 @@ def _strays(table: Table, sessions: list[Session], uid: int | None) -> list[Stra
         in_tree.update(s.tree)
     marked: dict[int, Stray] = {}
     for row in table.rows.values():
-        if row.pid in in_tree or row.pid <= 1 or row.state in ("Z", "X") or (uid is not None and row.uid != uid):
+        if row.pid in in_tree or row.pid <= 1 or row.state in ("Z", "X") or (uid is not None and row.uid != uid) \
+                or (user is not None and not same_user(row.user, user)):
             continue
         env = environment(row.pid)
         if env and any(env.get(name) for name in MARKERS):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .. import output
 from ..errors import ExitCode
@@ -59,7 +60,7 @@ def table(rows: list[Session], view: View, all_users: bool = False, width: int |
         line = [str(s.pid), s.state, sid, human_duration(s.age), human_duration(s.idle), cpu, human_bytes(s.rss),
                 str(1 + len(s.own)), tty, parent[:16]]
         if all_users:
-            line.insert(1, _user(s.row.uid))
+            line.insert(1, s.row.user or _user(s.row.uid))  # Windows: the account name, read by the scan
         cells.append(line)
     # Drop the least telling columns until the rest plus a usable CWD fits.
     for drop in ("PROCS", "PARENT", "TTY", "CPU%"):
@@ -105,9 +106,11 @@ def footer(rows: list[Session], view: View) -> str:
 
 
 def _user(uid: int) -> str:
-    try:
-        import pwd
+    if sys.platform == "win32":
+        return str(uid)  # no uids there; the scan reads account names instead
+    import pwd
 
+    try:
         return pwd.getpwuid(uid).pw_name
-    except (ImportError, KeyError):
+    except KeyError:
         return str(uid)
