@@ -1,21 +1,26 @@
-"""Running `claude-guard reap` unattended: a systemd user timer, a cron line, or a launchd agent.
+"""Running `claude-guard reap` unattended: a systemd user timer, a cron line, a launchd agent, or a Windows
+scheduled task.
 
-Chosen in that order of preference: systemd where the user manager answers, launchd on macOS, cron where
-there is a `crontab`. (The Windows scheduled task comes with the Windows side.)
+Chosen in that order of preference: systemd where the user manager answers, launchd on macOS, the Task
+Scheduler on Windows, cron where there is a `crontab`.
 
-Every location and command can be redirected, so tests never touch the real user's systemd, crontab or
-launchd:
-  CLAUDE_GUARD_TIMER          systemd | cron | launchd: use this backend, do not probe
+Every location and command can be redirected, so tests never touch the real user's systemd, crontab,
+launchd or Task Scheduler:
+  CLAUDE_GUARD_TIMER          systemd | cron | launchd | schtasks: use this backend, do not probe
   CLAUDE_GUARD_SYSTEMD_DIR    folder for the unit files (default $XDG_CONFIG_HOME/systemd/user)
   CLAUDE_GUARD_SYSTEMCTL      the systemctl command (default `systemctl`; always run with --user)
   CLAUDE_GUARD_CRONTAB        the crontab command (default `crontab`)
   CLAUDE_GUARD_LAUNCHD_DIR    folder for the agent plist (default ~/Library/LaunchAgents)
   CLAUDE_GUARD_LAUNCHCTL      the launchctl command (default `launchctl`)
+  CLAUDE_GUARD_SCHTASKS       the schtasks program, one path, never split (default
+                              %SystemRoot%\\System32\\schtasks.exe; a Windows path is full of backslashes)
 
 The units and the plist run this very interpreter (`python -m claude_guard reap --quiet`), so the timer
 keeps working whatever PATH the scheduler gives it. scripts/systemd/ holds the same units rendered for a
 `pipx` install (`%h/.local/bin/claude-guard`), for people who install them by hand; a test keeps the two
-in step (`SCRIPT_ARGV`, `SCRIPT_INTERVAL`).
+in step (`SCRIPT_ARGV`, `SCRIPT_INTERVAL`). The scheduled task is the one windows/claude-guard-reap.xml
+describes (windows/install.ps1 registers that file), rendered for this interpreter's pythonw.exe; a test
+keeps the two in step as well.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from .errors import ExitCode, GuardError
 NAME = "claude-guard-reap"
 LABEL = "dev.claude-guard.reap"  # launchd
 CRON_MARK = "# claude-guard-reap (added by `claude-guard install --timer`)"
+BACKENDS = ("systemd", "cron", "launchd", "schtasks")
 
 SERVICE = """\
 # Written by `claude-guard install --timer`; `claude-guard uninstall` removes it.
@@ -61,7 +67,67 @@ Persistent=false
 WantedBy=timers.target
 """
 
-
+# The Task Scheduler definition (windows/claude-guard-reap.xml, whose comments say why each setting is so).
+# pythonw.exe, so that no console window flashes up at every run; with no console, stdout and stderr go to
+# NUL (the reaper keeps its own audit log). InteractiveToken: runs only while the user is logged on, as them,
+# with no stored password.
+TASK = """\
+<?xml version="1.0" encoding="UTF-16"?>
+<Task version="1.2" xmlns="http://schemas.microsoft.com/windows/2004/02/mit/task">
+  <RegistrationInfo>
+    <Author>claude-guard</Author>
+    <Description>{description}</Description>
+    <URI>\\{name}</URI>
+  </RegistrationInfo>
+  <Triggers>
+    <TimeTrigger>
+      <Repetition>
+        <Interval>{interval}</Interval>
+        <StopAtDurationEnd>false</StopAtDurationEnd>
+      </Repetition>
+      <StartBoundary>2024-01-01T00:00:00</StartBoundary>
+      <Enabled>true</Enabled>
+    </TimeTrigger>
+  </Triggers>
+  <Principals>
+    <Principal id="Author">
+      <UserId>{user}</UserId>
+      <LogonType>InteractiveToken</LogonType>
+      <RunLevel>LeastPrivilege</RunLevel>
+    </Principal>
+  </Principals>
+  <Settings>
+    <MultipleInstancesPolicy>IgnoreNew</MultipleInstancesPolicy>
+    <DisallowStartIfOnBatteries>false</DisallowStartIfOnBatteries>
+    <StopIfGoingOnBatteries>false</StopIfGoingOnBatteries>
+    <AllowHardTerminate>true</AllowHardTerminate>
+    <StartWhenAvailable>true</StartWhenAvailable>
+    <RunOnlyIfNetworkAvailable>false</RunOnlyIfNetworkAvailable>
+    <IdleSettings>
+      <StopOnIdleEnd>false</StopOnIdleEnd>
+      <RestartOnIdle>false</RestartOnIdle>
+    </IdleSettings>
+    <AllowStartOnDemand>true</AllowStartOnDemand>
+    <Enabled>true</Enabled>
+    <Hidden>false</Hidden>
+    <RunOnlyIfIdle>false</RunOnlyIfIdle>
+    <WakeToRun>false</WakeToRun>
+    <ExecutionTimeLimit>PT4M</ExecutionTimeLimit>
+    <Priority>7</Priority>
+  </Settings>
+  <Actions Context="Author">
+    <Exec>
+      <Command>{program}</Command>
+      <Arguments>{arguments}</Arguments>
+    </Exec>
+  </Actions>
+</Task>
+"""
+TASK_ARGUMENTS = ("-c \"import os, sys; sys.stdout = sys.stderr = open(os.devnull, 'w'); sys.argv = ['claude-guard', "
+                  "'reap', '--quiet']; from claude_guard.cli import main; sys.exit(main())\"")
+TASK_DESCRIPTION = ("Runs `claude-guard reap` every {every}: ends this user's orphaned, duplicate and idle Claude "
+                    "Code sessions with their process trees. Installed by `claude-guard install --timer`; removed "
+                    "by `claude-guard uninstall`.")
 
 SCRIPT_ARGV = ["%h/.local/bin/claude-guard", "reap", "--quiet"]
 SCRIPT_INTERVAL = 300.0
@@ -100,6 +166,29 @@ def cron_line(argv: list[str], seconds: float) -> str:
         when = "0 * * * *" if hours == 1 else f"0 */{hours} * * *"
     # cron mails any output; the audit log already records every action.
     return f"{when} {shlex.join(argv)} >/dev/null 2>&1 {CRON_MARK}"
+
+
+def task_minutes(seconds: float) -> int:
+    """The task's repetition in whole minutes: Task Scheduler repeats from 1 minute up to 31 days."""
+    return max(1, min(31 * 24 * 60, round(seconds / 60)))
+
+
+def task_program() -> str:
+    """pythonw.exe beside this interpreter (no console window), else this interpreter itself."""
+    folder, name = os.path.split(sys.executable)
+    windowless = os.path.join(folder, name.lower().replace("python", "pythonw", 1))
+    return windowless if name.lower().startswith("python") and os.path.isfile(windowless) else sys.executable
+
+
+def render_task(user: str, program: str, seconds: float, description: str | None = None) -> str:
+    """The scheduled task's XML, for account `user` (a name or a SID) running `program` (a Python)."""
+    from xml.sax.saxutils import escape
+
+    minutes = task_minutes(seconds)
+    every = "minute" if minutes == 1 else f"{minutes} minutes"
+    text = description if description is not None else TASK_DESCRIPTION.format(every=every)
+    return TASK.format(description=escape(text), name=NAME, interval=f"PT{minutes}M", user=escape(user),
+                       program=escape(program), arguments=escape(TASK_ARGUMENTS))
 
 
 def render_plist(argv: list[str], seconds: float) -> bytes:
@@ -147,18 +236,54 @@ def _launchctl(*args: str) -> subprocess.CompletedProcess[str]:
     return _run([*shlex.split(_env("CLAUDE_GUARD_LAUNCHCTL", "launchctl")), *args])
 
 
+def _gui_domain() -> str:
+    """launchd's domain of this user's GUI session."""
+    if sys.platform == "win32":
+        raise GuardError("CLAUDE_GUARD_TIMER=launchd: launchd agents are for macOS", ExitCode.CONFIG)
+    return f"gui/{os.getuid()}"
+
+
+def _schtasks_program() -> str:
+    # By full path: a schtasks.exe earlier on PATH (or in the current folder) must not be the one run.
+    root = os.environ.get("SYSTEMROOT") or r"C:\Windows"  # Windows' environment ignores case
+    return os.environ.get("CLAUDE_GUARD_SCHTASKS") or os.path.join(root, "System32", "schtasks.exe")
+
+
+def _schtasks(*args: str) -> subprocess.CompletedProcess[str]:
+    return _run([_schtasks_program(), *args])
+
+
+def _schtasks_here() -> bool:
+    """Whether to look for the scheduled task at all: on Windows, or when a test points at a stand-in."""
+    return os.name == "nt" or bool(os.environ.get("CLAUDE_GUARD_SCHTASKS"))
+
+
+def _task_state() -> tuple[bool, bool, str]:
+    """(registered, enabled, detail) of the scheduled task, from its XML (schtasks' other output formats
+    are in the user's language)."""
+    import re
+
+    result = _schtasks("/Query", "/TN", NAME, "/XML")
+    if result.returncode != 0:
+        return False, False, result.stderr.strip() or f"rc {result.returncode}"
+    settings = re.search(r"<Settings>(.*?)</Settings>", result.stdout, re.S)
+    body = re.sub(r"<IdleSettings>.*?</IdleSettings>", "", settings.group(1), flags=re.S) if settings else ""
+    enabled = not re.search(r"<Enabled>\s*false\s*</Enabled>", body)
+    return True, enabled, "enabled" if enabled else "disabled"
+
+
 def backend() -> str:
-    """systemd, launchd or cron: what this machine runs timers with."""
+    """systemd, launchd, schtasks or cron: what this machine runs timers with."""
     chosen = os.environ.get("CLAUDE_GUARD_TIMER", "").strip().lower()
     if chosen:
-        if chosen not in ("systemd", "cron", "launchd"):
-            raise GuardError(f"CLAUDE_GUARD_TIMER={chosen!r}: expected systemd, cron or launchd", ExitCode.CONFIG)
+        if chosen not in BACKENDS:
+            raise GuardError(f"CLAUDE_GUARD_TIMER={chosen!r}: expected systemd, cron, launchd or schtasks",
+                             ExitCode.CONFIG)
         return chosen
     if sys.platform == "darwin":
         return "launchd"
     if os.name == "nt":
-        raise GuardError("install --timer: the Windows scheduled task is not available yet; run "
-                         "`claude-guard reap --watch` at logon instead", ExitCode.FAILURE)
+        return "schtasks"
     if shutil.which("systemctl") and _systemctl("show-environment").returncode == 0:
         return "systemd"
     if shutil.which("crontab"):
@@ -193,19 +318,41 @@ def install(interval_seconds: float) -> list[str]:
     if kind == "launchd":
         path = os.path.join(launchd_dir(), f"{LABEL}.plist")
         _write(path, render_plist(argv, interval_seconds))
-        domain = f"gui/{os.getuid()}"
+        domain = _gui_domain()
         _launchctl("bootout", domain, path)  # a previous version of the agent, if loaded
         result = _launchctl("bootstrap", domain, path)
         if result.returncode != 0:
             raise GuardError(f"launchctl bootstrap failed: {result.stderr.strip()}; the agent is {path}",
                              ExitCode.FAILURE)
         return [f"installed launchd agent {LABEL} (every {max(10, int(interval_seconds))}s): {path}"]
+    if kind == "schtasks":
+        return _install_task(interval_seconds)
     lines = [line for line in _current_crontab() if CRON_MARK not in line]
     lines.append(cron_line(argv, interval_seconds))
     result = _crontab("-", stdin="\n".join(lines) + "\n")
     if result.returncode != 0:
         raise GuardError(f"crontab - failed: {result.stderr.strip()}", ExitCode.FAILURE)
     return [f"installed a cron line (every {max(1, round(interval_seconds / 60))} min); see `crontab -l`"]
+
+
+def _install_task(interval_seconds: float) -> list[str]:
+    import tempfile
+
+    import psutil
+
+    xml = render_task(psutil.Process().username(), task_program(), interval_seconds)
+    with tempfile.TemporaryDirectory(prefix="claude-guard-") as folder:
+        path = os.path.join(folder, f"{NAME}.xml")
+        with open(path, "w", encoding="utf-16") as f:  # with a BOM, as Task Scheduler writes its own exports
+            f.write(xml)
+        # /F replaces an earlier registration, so a new interpreter or interval takes effect.
+        result = _schtasks("/Create", "/TN", NAME, "/XML", path, "/F")
+    if result.returncode != 0:
+        detail = (result.stderr.strip() or result.stdout.strip() or f"rc {result.returncode}").splitlines()[0]
+        raise GuardError(f"schtasks /Create failed: {detail}", ExitCode.FAILURE)
+    minutes = task_minutes(interval_seconds)
+    return [f"installed scheduled task \\{NAME} (every {minutes} min), running {task_program()}",
+            f"  check it: schtasks /Query /TN {NAME}"]
 
 
 def _current_crontab() -> list[str]:
@@ -231,6 +378,11 @@ def uninstall() -> list[str]:
             _launchctl("bootout", f"gui/{os.getuid()}", plist)
         os.unlink(plist)
         out.append(f"removed launchd agent {LABEL}")
+    if _schtasks_here() and _task_state()[0]:
+        result = _schtasks("/Delete", "/TN", NAME, "/F")
+        if result.returncode != 0:
+            raise GuardError(f"schtasks /Delete /TN {NAME} failed: {result.stderr.strip()}", ExitCode.FAILURE)
+        out.append(f"removed scheduled task \\{NAME}")
     if os.environ.get("CLAUDE_GUARD_CRONTAB") or shutil.which("crontab"):
         lines = _current_crontab()
         kept = [line for line in lines if CRON_MARK not in line]
@@ -242,19 +394,41 @@ def uninstall() -> list[str]:
 
 def status() -> tuple[bool, bool, str]:
     """(installed, active, detail) for `claude-guard doctor`."""
+    kind, active, detail = installed()
+    return kind is not None, active, detail
+
+
+def installed() -> tuple[str | None, bool, str]:
+    """(backend or None, active, detail): which timer is installed, checked in `uninstall`'s order."""
     folder = systemd_dir()
     timer = os.path.join(folder, f"{NAME}.timer")
     if os.path.exists(timer):
         result = _systemctl("is-active", f"{NAME}.timer")
         state = result.stdout.strip() or result.stderr.strip() or f"rc {result.returncode}"
-        return True, result.returncode == 0, f"systemd user timer {timer}: {state}"
+        return "systemd", result.returncode == 0, f"systemd user timer {timer}: {state}"
     plist = os.path.join(launchd_dir(), f"{LABEL}.plist")
     if os.path.exists(plist):
         loaded = _launchctl("print", f"gui/{os.getuid()}/{LABEL}") if hasattr(os, "getuid") else None
         ok = loaded is not None and loaded.returncode == 0
-        return True, ok, f"launchd agent {plist}: {'loaded' if ok else 'not loaded'}"
+        return "launchd", ok, f"launchd agent {plist}: {'loaded' if ok else 'not loaded'}"
+    if _schtasks_here():
+        registered, enabled, state = _task_state()
+        if registered:
+            return "schtasks", enabled, f"scheduled task \\{NAME}: {state}"
     if os.environ.get("CLAUDE_GUARD_CRONTAB") or shutil.which("crontab"):
         for line in _current_crontab():
             if CRON_MARK in line:
-                return True, True, f"cron line: {line.split(' >/dev/null')[0]}"
-    return False, False, "no timer installed"
+                return "cron", True, f"cron line: {line.split(' >/dev/null')[0]}"
+    return None, False, "no timer installed"
+
+
+def start_hint(kind: str | None) -> str:
+    """The command that starts an installed but inactive timer."""
+    again = "(or run `claude-guard install --timer` again)"
+    if kind == "launchd":
+        return f"launchctl bootstrap gui/$(id -u) {os.path.join(launchd_dir(), LABEL + '.plist')} {again}"
+    if kind == "schtasks":
+        return f"schtasks /Change /TN {NAME} /ENABLE {again}"
+    if kind == "systemd":
+        return f"systemctl --user enable --now {NAME}.timer {again}"
+    return "claude-guard install --timer"

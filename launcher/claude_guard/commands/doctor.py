@@ -71,20 +71,33 @@ def config_path() -> str:
 
 
 def check_shim() -> Check:
-    import os
-
     from .. import resolve
     from .install import default_dir, path_advice
 
+    for candidate in _claudes_on_path():
+        if resolve.is_shim(candidate):
+            return Check("shim", True, f"{candidate} is the first claude on PATH")
+        advice = path_advice(default_dir()) or "claude-guard install"
+        return Check("shim", False, f"the first claude on PATH is {candidate}, not the claude-guard shim",
+                     f"run `claude-guard install`, and put its folder first on PATH: {advice}")
+    return Check("shim", False, "no claude on PATH at all", "run `claude-guard install` and add its folder to PATH")
+
+
+def _claudes_on_path() -> list[str]:
+    """The claude a shell would start (at most one)."""
+    import os
+
+    if os.name == "nt":
+        # Windows finds claude.exe, claude.cmd, ... with PATHEXT, as the console does.
+        from ..win import pathext
+
+        found = pathext.which("claude", os.environ.get("PATH", ""), os.environ.get("PATHEXT", ""), lambda _: False)
+        return [found] if found else []
     for folder in os.environ.get("PATH", "").split(os.pathsep):
         candidate = os.path.join(folder or ".", "claude")
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            if resolve.is_shim(candidate):
-                return Check("shim", True, f"{candidate} is the first claude on PATH")
-            advice = path_advice(default_dir()) or "claude-guard install"
-            return Check("shim", False, f"the first claude on PATH is {candidate}, not the claude-guard shim",
-                         f"run `claude-guard install`, and put its folder first on PATH: {advice}")
-    return Check("shim", False, "no claude on PATH at all", "run `claude-guard install` and add its folder to PATH")
+            return [candidate]
+    return []
 
 
 def check_real_claude(settings: Any) -> Check:
@@ -120,6 +133,8 @@ def check_registry(settings: Any) -> list[Check]:
         st = os.lstat(folder)
     except FileNotFoundError:
         return [Check("registry", True, f"{folder} not created yet (the first guarded launch creates it)")]
+    if os.name == "nt":
+        return _check_registry_windows(folder, st)
     problem = registry.describe_unsafe(st)
     if problem or not stat.S_ISDIR(st.st_mode):
         return [Check("registry", False, f"state folder {folder} is {problem or 'not a folder'}",
@@ -137,6 +152,29 @@ def check_registry(settings: Any) -> list[Check]:
     if problem or stat.S_IMODE(fst.st_mode) & 0o077:
         return [Check("registry", False, f"{path} is {problem or f'mode {stat.S_IMODE(fst.st_mode):o}'}",
                       f"chmod 600 {path}, or remove it (it is rebuilt)")]
+    return [_parse_registry(path, "private")]
+
+
+def _check_registry_windows(folder: str, st: Any) -> list[Check]:
+    """Windows keeps access in ACLs, not in mode bits (os.stat says 777 for every folder): the state folder
+    is in the user's own profile (%LOCALAPPDATA%), which other users cannot read by default. What can be
+    checked here: it is a real folder, and the registry parses."""
+    import os
+    import stat
+
+    from .. import registry
+
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        what = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a folder"
+        return [Check("registry", False, f"state folder {folder} is {what}",
+                      f"remove {folder} (the next launch recreates it)")]
+    path = os.path.join(folder, registry.REGISTRY)
+    if not os.path.exists(path):
+        return [Check("registry", True, f"{folder} (no sessions registered yet)")]
+    return [_parse_registry(path, "access by the folder's ACL")]
+
+
+def _parse_registry(path: str, note: str) -> Check:
     from .. import jsonio
 
     try:
@@ -144,22 +182,21 @@ def check_registry(settings: Any) -> list[Check]:
             data = jsonio.loads(f.read().decode("utf-8"))
         entries = len(data["sessions"])
     except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError) as e:
-        return [Check("registry", False, f"{path} is unreadable ({e})",
-                      "remove it; the next launch starts a new registry")]
-    return [Check("registry", True, f"{path}: {entries} entr{'ies' if entries != 1 else 'y'}, private")]
+        return Check("registry", False, f"{path} is unreadable ({e})",
+                     "remove it; the next launch starts a new registry")
+    return Check("registry", True, f"{path}: {entries} entr{'ies' if entries != 1 else 'y'}, {note}")
 
 
 def check_timer() -> Check:
     from .. import timer
 
     try:
-        installed, active, detail = timer.status()
+        kind, active, detail = timer.installed()
     except GuardError as e:
         return Check("timer", False, e.message, "claude-guard install --timer")
-    if not installed:
+    if kind is None:
         return Check("timer", False, detail + " (nothing ends leaked sessions unattended)",
                      "claude-guard install --timer   (or run `claude-guard reap --watch` yourself)")
     if not active:
-        return Check("timer", False, detail, "systemctl --user enable --now claude-guard-reap.timer "
-                                             "(or run `claude-guard install --timer` again)")
+        return Check("timer", False, detail, timer.start_hint(kind))
     return Check("timer", True, detail)
