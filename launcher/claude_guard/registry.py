@@ -173,6 +173,30 @@ class Registry:
             reason = e.strerror if isinstance(e, OSError) and e.strerror else "not a valid registry"
             return self._set_aside(reason)
 
+    def peek(self) -> dict[str, Any]:
+        """The registry for reading only (ps, the sweep's planning): the same safety checks as `load` (an unsafe
+        folder or file raises GuardError), no lock needed (it is replaced by rename), and nothing moved: a file
+        that does not parse reads as empty, and the next launch sets it aside."""
+        try:
+            st = os.lstat(self.folder)
+        except FileNotFoundError:
+            return _empty()
+        problem = describe_unsafe(st)
+        if problem or not stat.S_ISDIR(st.st_mode):
+            raise _unsafe(self.folder, st, "state folder")
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            return _empty()
+        if stat.S_ISLNK(st.st_mode) or (hasattr(os, "geteuid") and st.st_uid != os.geteuid()):
+            raise _unsafe(self.path, st, "registry")
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            with os.fdopen(fd, "rb") as f:
+                return _validate(jsonio.loads(f.read(64 << 20).decode("utf-8")))
+        except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError):
+            return _empty()
+
     def _set_aside(self, reason: str) -> dict[str, Any]:
         aside = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         try:
