@@ -688,14 +688,11 @@ def _our_launcher(row: Process) -> bool:
 
 
 def _read_registry(settings: Any) -> Mapping[str, Any]:
-    """The registry as it is now, read without writing anything (no lock needed: it is replaced by rename)."""
-    path = os.path.join(settings.registry_dir(), "registry.json")
-    try:
-        with open(path, "rb") as f:
-            data = jsonio.loads(f.read(64 << 20).decode("utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return {"sessions": []}
-    return data if isinstance(data, dict) and isinstance(data.get("sessions"), list) else {"sessions": []}
+    """The registry as it is now, read without writing anything (no lock needed: it is replaced by rename),
+    with the launch side's checks: a symlinked, foreign-owned or world-writable registry is refused."""
+    from .registry import Registry
+
+    return Registry(settings.registry_dir()).peek()
 
 
 def _judge_orphan(s: Session, parent: Process | None, seen: Mapping[str, Any] | None,
@@ -823,6 +820,9 @@ def _owner(stray: Stray, by_cookie: Mapping[str, Session], by_pid: Mapping[int, 
         pid = env.get("CLAUDE_PID", "")
         if owner is None and pid.isdigit():
             owner = by_pid.get(int(pid))
-        return owner if owner is not None and owner.row.created <= born else None
+        if owner is None or owner.row.created > born or owner.row.uid != stray.row.uid:
+            return None  # a reused CLAUDE_PID, or a marker planted in another user's process
+        return owner
     holders = [s for s in by_id.get(env.get("CLAUDE_CODE_SESSION_ID", ""), []) if s.row.created <= born]
+    holders = [s for s in holders if s.row.uid == stray.row.uid]
     return holders[0] if len(holders) == 1 else None
