@@ -158,17 +158,7 @@ class Registry:
     def load(self) -> dict[str, Any]:
         """The registry's content; a missing file is an empty registry, a bad one is set aside."""
         try:
-            st = os.lstat(self.path)
-        except FileNotFoundError:
-            return _empty()
-        if stat.S_ISLNK(st.st_mode) or (hasattr(os, "geteuid") and st.st_uid != os.geteuid()):
-            raise _unsafe(self.path, st, "registry")
-        try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-            with os.fdopen(fd, "rb") as f:
-                raw = f.read(64 << 20)
-            data = jsonio.loads(raw.decode("utf-8"))
-            return _validate(data)
+            return self._read()
         except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError) as e:
             reason = e.strerror if isinstance(e, OSError) and e.strerror else "not a valid registry"
             return self._set_aside(reason)
@@ -181,21 +171,25 @@ class Registry:
             st = os.lstat(self.folder)
         except FileNotFoundError:
             return _empty()
-        problem = describe_unsafe(st)
-        if problem or not stat.S_ISDIR(st.st_mode):
+        if describe_unsafe(st) or not stat.S_ISDIR(st.st_mode):
             raise _unsafe(self.folder, st, "state folder")
+        try:
+            return self._read()
+        except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError):
+            return _empty()
+
+    def _read(self) -> dict[str, Any]:
+        """The file's content, checked: missing reads as empty; a symlink or another user's file raises
+        GuardError; anything unreadable or malformed raises for the caller to handle."""
         try:
             st = os.lstat(self.path)
         except FileNotFoundError:
             return _empty()
         if stat.S_ISLNK(st.st_mode) or (hasattr(os, "geteuid") and st.st_uid != os.geteuid()):
             raise _unsafe(self.path, st, "registry")
-        try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-            with os.fdopen(fd, "rb") as f:
-                return _validate(jsonio.loads(f.read(64 << 20).decode("utf-8")))
-        except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError):
-            return _empty()
+        fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as f:
+            return _validate(jsonio.loads(f.read(64 << 20).decode("utf-8")))
 
     def _set_aside(self, reason: str) -> dict[str, Any]:
         aside = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
