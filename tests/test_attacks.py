@@ -501,7 +501,6 @@ def test_state_folder_missing_on_a_read_only_file_system_is_a_state_error(guard:
 # Second pass: closed stdio, unbounded registry, resume hint, root's launch scan, summary line
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 second pass: not fixed yet")
 def test_closed_stdout_still_cleans_the_environment_repairs_arguments_and_holds_strict(guard: Guard) -> None:
     env = {**guard.env, "CLAUDE_GUARD_STRICT": "1", "CLAUDECODE": "1"}
     r = subprocess.run(["sh", "-c", 'exec "$@" >&-', "sh", str(guard.shim), "-p", "--model", "", "hi"], env=env,
@@ -514,7 +513,6 @@ def test_closed_stdout_still_cleans_the_environment_repairs_arguments_and_holds_
     assert env_seen.get("CLAUDE_GUARD_COOKIE")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 second pass: not fixed yet")
 def test_closed_stderr_refusal_still_exits_75(guard: Guard) -> None:
     env = {"CLAUDE_GUARD_MAX_SESSIONS": "1", "STANDIN_SLEEP": "60"}
     holder = guard.start("-p", "hold", env=env)

@@ -383,5 +383,6 @@ def _run_guarded(program: str | None, prefix: list[str], args: list[str], self_p
         if reg is not None:
             update_pid(reg, os.getpid(), child)
 
-    sys.stdout.flush()
+    if sys.stdout is not None:  # None when started with stdout closed (`>&-`)
+        sys.stdout.flush()
     return start(plan, on_spawn, str(settings.unknown_batch))
