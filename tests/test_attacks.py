@@ -581,7 +581,6 @@ def test_roots_launch_scan_reads_no_command_line_of_another_user(box: Sandbox, w
     assert read_from_other == [], "root's scan read another user's command line"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 second pass: not fixed yet")
 def test_summary_counts_stray_groups_alone(box: Sandbox) -> None:
     s = box.session(env={"SWEEP_GRANDCHILD": "1", "SWEEP_SESSION": new_id()}, guarded=False)
     child, start = s.kid("child")
