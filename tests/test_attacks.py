@@ -536,7 +536,6 @@ def test_registry_entry_stores_a_bounded_summary_of_argv(guard: Guard) -> None:
     assert len(entries) == 4  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 second pass: not fixed yet")
 def test_resume_hint_quotes_every_part(box: Sandbox) -> None:
     sid = "x;id;echo"
     s = box.session(env={"SWEEP_STATUS": "idle", "SWEEP_SESSION": sid})

@@ -532,16 +532,21 @@ def resume_hint(s: Session) -> str | None:
 
     if not glob.glob(os.path.join(glob.escape(os.path.join(base, "projects")), "*", f"{s.session_id}.jsonl")):
         return None
-    command = f"claude --resume {s.session_id}"
-    if not s.cwd:
-        return command
-    if os.name == "nt":
-        # pushd changes the drive too, in cmd.exe and in PowerShell (where `cd /d` fails); a Windows path
-        # cannot hold a double quote. `&&` needs PowerShell 7 (or cmd.exe).
-        return f'pushd "{s.cwd}" && {command}'
     import shlex
 
-    return f"cd {shlex.quote(s.cwd)} && {command}"
+    if os.name == "nt":
+        # cmd.exe and PowerShell 7 both take a double-quoted word literally except for `"` (ends it), `%`
+        # (cmd.exe expands it) and `$` and backquote (PowerShell expands them): a part holding one of those
+        # cannot be quoted for both, so no hint is given rather than one that would run something else.
+        # pushd changes the drive too (where `cd /d` fails in PowerShell); `&&` needs PowerShell 7 or cmd.exe.
+        parts = [s.session_id, *([s.cwd] if s.cwd else [])]
+        if any(c in part for part in parts for c in '"%$`'):
+            return None
+        command = f'claude --resume "{s.session_id}"'
+        return f'pushd "{s.cwd}" && {command}' if s.cwd else command
+    # Every part is quoted: the id comes from a file or a command line someone else may have written.
+    command = f"claude --resume {shlex.quote(s.session_id)}"
+    return f"cd {shlex.quote(s.cwd)} && {command}" if s.cwd else command
 
 
 def audit(out: Plan) -> None:
