@@ -188,6 +188,9 @@ def _parse_registry(path: str, note: str) -> Check:
 
 
 def check_timer() -> Check:
+    import os
+    import sys
+
     from .. import timer
 
     try:
@@ -195,8 +198,18 @@ def check_timer() -> Check:
     except GuardError as e:
         return Check("timer", False, e.message, "claude-guard install --timer")
     if kind is None:
+        why = timer.no_systemd() if os.name == "posix" and sys.platform != "darwin" else None
+        if why and not timer.has_crontab():
+            return Check("timer", False, f"{detail}: no systemd user manager answers here ({why}) and there is no "
+                                         "crontab (nothing ends leaked sessions unattended)",
+                         "run `claude-guard reap --watch` where it stays up (a tmux window, your desktop's "
+                         "autostart)")
         return Check("timer", False, detail + " (nothing ends leaked sessions unattended)",
                      "claude-guard install --timer   (or run `claude-guard reap --watch` yourself)")
     if not active:
         return Check("timer", False, detail, timer.start_hint(kind))
+    if kind == "cron":
+        why = timer.no_systemd()
+        if why:
+            detail += f" (instead of a systemd timer: {why}); check it: crontab -l"
     return Check("timer", True, detail)

@@ -1,8 +1,13 @@
-"""`claude-guard install` / the shim file: write the `claude` shim ahead of the real claude on PATH.
+"""`claude-guard install` / the shim file: write the `claude` shim ahead of the real claude on PATH, and a
+`claude-guard` command beside it (so the one PATH line that makes the shim work also finds the tool).
 
-A foreign `claude` already in the folder (the native installer puts one in ~/.local/bin) is moved aside
-to `claude.pre-claude-guard`; the shim's resolver finds it there, so PATH order is kept, and
-`claude-guard uninstall` puts it back.
+A foreign `claude` already in the folder is moved aside to `claude.pre-claude-guard`; the shim's resolver
+finds it there, so PATH order is kept, and `claude-guard uninstall` puts it back. A foreign `claude-guard`
+there (pipx's or uv's own link) is left alone.
+
+Both files bake in the interpreter of the environment running `install` (a venv, pipx's or uv's tool
+environment): `pipx install <checkout>` then `claude-guard install` gives a shim that does not depend on the
+checkout.
 """
 
 from __future__ import annotations
@@ -39,13 +44,17 @@ def shim_path(folder: str) -> str:
     return os.path.join(folder, "claude.exe" if os.name == "nt" else "claude")
 
 
-def render() -> bytes:
-    """The POSIX shim: the template with this interpreter and the marker baked in."""
+COMMAND = "claude-guard"
+
+
+def render(template_name: str = "claude.tmpl") -> bytes:
+    """A POSIX shim file: the template with this interpreter and the marker baked in."""
+    import shlex
     from importlib import resources
 
-    template = resources.files("claude_guard.shims").joinpath("claude.tmpl").read_text(encoding="utf-8")
-    return (template.replace("{python}", sys.executable).replace("{marker}", resolve.MARKER.decode())
-            .replace("{sys_path}", repr(shim_sys_path()))).encode()
+    template = resources.files("claude_guard.shims").joinpath(template_name).read_text(encoding="utf-8")
+    return (template.replace("{python_sh}", shlex.quote(sys.executable)).replace("{python}", sys.executable)
+            .replace("{marker}", resolve.MARKER.decode()).replace("{sys_path}", repr(shim_sys_path()))).encode()
 
 
 def shim_sys_path() -> list[str]:
@@ -86,15 +95,28 @@ def write_shim(folder: str) -> tuple[str, str | None]:
                              "them away, then run install again", ExitCode.FAILURE)
         os.rename(target, backup)
         moved = backup
-    content = _windows_launcher() if os.name == "nt" else render()
+    _write_executable(target, _windows_launcher() if os.name == "nt" else render())
+    _compile_package()
+    return target, moved
+
+
+def write_command(folder: str) -> tuple[str, bool]:
+    """Write the `claude-guard` command beside the shim (POSIX); returns (path, written). A `claude-guard`
+    that is not ours (pipx's or uv's link to its own copy) is left alone: it is the user's choice."""
+    target = os.path.join(folder, COMMAND)
+    if os.path.lexists(target) and not resolve.is_shim(target):
+        return target, False
+    _write_executable(target, render("claude-guard.tmpl"))
+    return target, True
+
+
+def _write_executable(target: str, content: bytes) -> None:
     tmp = f"{target}.tmp-{os.getpid()}"
     with open(tmp, "wb") as f:
         f.write(content)
     os.chmod(tmp, 0o755)
     os.replace(tmp, target)
     resolve.forget(target)
-    _compile_package()
-    return target, moved
 
 
 def _compile_package() -> None:
@@ -134,9 +156,15 @@ def path_advice(folder: str, path_env: str | None = None) -> str | None:
 def run(args: argparse.Namespace) -> int:
     folder = os.path.abspath(os.path.expanduser(args.dir or default_dir()))
     target, moved = write_shim(folder)
-    output.data(f"installed the claude shim: {target}")
+    output.data(f"installed the claude shim: {target} (runs {sys.executable})")
     if moved:
         output.data(f"moved the claude that was there to {moved} (uninstall puts it back)")
+    if os.name != "nt":
+        command, written = write_command(folder)
+        if written:
+            output.data(f"installed the claude-guard command: {command}")
+        else:
+            output.data(f"left {command} alone: it is not ours (pipx's or uv's own, or yours)")
     advice = path_advice(folder)
     if advice:
         output.data(f"{folder} does not come before the real claude on PATH; to fix it:\n  {advice}")
