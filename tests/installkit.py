@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -53,3 +55,9 @@ def user_env(home: Path, path: list[Path | str]) -> dict[str, str]:
             "XDG_STATE_HOME": str(home / ".local" / "state"), "XDG_CONFIG_HOME": str(home / ".config"),
             "XDG_DATA_HOME": str(home / ".local" / "share"), "CLAUDE_CONFIG_DIR": str(home / ".claude"),
             "LANG": "C.UTF-8", "CLAUDE_GUARD_COUNT_UNGUARDED": "false"}
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One wheel build per test run, shared by every test that installs claude-guard as a user would."""
+    return build_wheelhouse(tmp_path_factory.mktemp("wheelhouse"))

@@ -70,6 +70,46 @@ def shim_sys_path() -> list[str]:
     return out
 
 
+def source_checkout() -> str | None:
+    """The claude-guard source checkout the environment being baked in lives in (its venv inside the checkout,
+    or an editable install of it), or None for an installed tool (pipx, uv, a wheel in any venv)."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for start in (sys.prefix, package):
+        folder = os.path.abspath(start)
+        while True:
+            if (os.path.isfile(os.path.join(folder, "pyproject.toml"))
+                    and os.path.isdir(os.path.join(folder, "launcher", "claude_guard"))):
+                return folder
+            parent = os.path.dirname(folder)
+            if parent == folder:
+                break
+            folder = parent
+    return None
+
+
+def baked_python(path: str) -> str | None:
+    """The interpreter a POSIX shim file runs: its `py=` line (the /bin/sh front) or its `#!` line (older
+    shims); None when it names none."""
+    import shlex
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096).decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    for line in head:
+        if line.startswith("py="):
+            try:
+                words = shlex.split(line[3:])
+            except ValueError:
+                return None
+            return words[0] if words else None
+    if head and head[0].startswith("#!") and not head[0].startswith("#!/bin/sh"):
+        words = head[0][2:].split()
+        return words[0] if words else None
+    return None
+
+
 def _windows_launcher() -> bytes:
     """On Windows the shim must be an .exe (a .cmd would put cmd.exe between caller and guard): pip's
     console-script launcher for `claude-guard-shim`, which runs claude_guard.shim:main."""
@@ -157,6 +197,11 @@ def run(args: argparse.Namespace) -> int:
     folder = os.path.abspath(os.path.expanduser(args.dir or default_dir()))
     target, moved = write_shim(folder)
     output.data(f"installed the claude shim: {target} (runs {sys.executable})")
+    checkout = source_checkout()
+    if checkout:
+        output.message(f"note: the shim runs claude-guard from the source checkout {checkout}; moving or deleting it "
+                       "leaves claude unguarded (it still starts, with a warning). For an install of its own: "
+                       f"pipx install {checkout} (or uv tool install {checkout}), then claude-guard install")
     if moved:
         output.data(f"moved the claude that was there to {moved} (uninstall puts it back)")
     if os.name != "nt":
