@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 
-from .. import output, resolve
+from .. import files, output, resolve
 from ..errors import ExitCode, GuardError
 
 BACKUP_SUFFIX = resolve.BACKUP_SUFFIX
@@ -136,6 +136,7 @@ def write_shim(folder: str) -> tuple[str, str | None]:
         os.rename(target, backup)
         moved = backup
     _write_executable(target, _windows_launcher() if os.name == "nt" else render())
+    resolve.forget(target)
     _compile_package()
     return target, moved
 
@@ -151,12 +152,7 @@ def write_command(folder: str) -> tuple[str, bool]:
 
 
 def _write_executable(target: str, content: bytes) -> None:
-    tmp = f"{target}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(content)
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, target)
-    resolve.forget(target)
+    files.atomic_write(target, content, mode=0o755)
 
 
 def _compile_package() -> None:
