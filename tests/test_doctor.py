@@ -35,8 +35,9 @@ def test_all_checks_pass_on_a_good_install(box: Sandbox, tmp_path: Path) -> None
     rc, found = checks(box, env)
     assert rc == 0, found
     assert all(c["ok"] for c in found.values())
-    assert set(found) == {"config", "shim", "real claude", "registry", "timer"}
+    assert set(found) == {"config", "shim", "real claude", "option table", "registry", "timer"}
     assert "2.1.330" in str(found["real claude"]["detail"])
+    assert "option table matches" in str(found["option table"]["detail"])
     text = box.cli("doctor", env=env)
     assert text.returncode == 0 and text.stdout.splitlines()[-1] == "all checks passed"
 

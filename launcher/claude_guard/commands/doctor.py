@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
                                                         "variable to use the defaults"))
     checks.append(check_shim())
     checks.append(check_real_claude(settings))
+    checks.append(check_option_table(settings))
     checks.extend(check_registry(settings))
     checks.append(check_timer())
     if args.json:
@@ -236,3 +237,24 @@ def check_timer() -> Check:
         if why:
             detail += f" (instead of a systemd timer: {why}); check it: crontab -l"
     return Check("timer", True, detail)
+
+
+def check_option_table(settings: Any) -> Check:
+    """The installed CLI's --help against the option table the shim repairs arguments with (drift.py)."""
+    import os
+    import subprocess
+
+    from .. import drift, resolve
+
+    try:
+        real = resolve.find_real_claude(settings.real_claude if settings else "", os.environ.get("PATH"), None)
+        result = subprocess.run([real, "--help"], capture_output=True, text=True, timeout=20,
+                                stdin=subprocess.DEVNULL, check=False)
+    except (GuardError, OSError, subprocess.TimeoutExpired) as e:
+        return Check("option table", False, f"not compared: no runnable real claude ({e})",
+                     "fix the real claude check above")
+    problems = drift.differences(result.stdout)
+    if not problems:
+        return Check("option table", True, f"option table matches {real} --help")
+    return Check("option table", False, "differs from " + f"{real} --help: " + "; ".join(problems),
+                 "update claude-guard; until then options it does not know pass through unrepaired")
