@@ -41,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
         checks.append(Check("config", False, e.message, "fix the value named above, or remove the file or "
                                                         "variable to use the defaults"))
     checks.append(check_shim())
+    native = check_native_installer()
+    if native:
+        checks.append(native)
     checks.append(check_real_claude(settings))
     checks.extend(check_registry(settings))
     checks.append(check_timer())
@@ -107,6 +110,54 @@ def _check_baked_python(shim: str) -> Check:
         return Check("shim", False, f"{shim} is first on PATH but is an older shim that fails outright if {python} "
                                     "goes away", "run `claude-guard install` again")
     return Check("shim", True, f"{shim} is the first claude on PATH (runs {python})")
+
+
+def check_native_installer() -> Check | None:
+    """Where Claude Code's native installer keeps its link (~/.local/bin/claude -> .../claude/versions/<v>), say
+    how the shim lives with it: ahead of it in a folder of its own (updates followed), or what went wrong. None
+    when there is no such link."""
+    import os
+
+    from .. import resolve
+    from .install import BACKUP_SUFFIX, default_dir, native_version, own_dir, path_advice
+
+    if os.name == "nt":
+        return None
+    folders: list[str] = []
+    for entry in [default_dir(), *os.environ.get("PATH", "").split(os.pathsep)]:
+        absolute = os.path.abspath(entry or ".")
+        if absolute not in folders:
+            folders.append(absolute)
+    fix = f"claude-guard install   (it puts the installer's link back and the shim in {own_dir()})"
+    for folder in folders:
+        link = os.path.join(folder, "claude")
+        backup = link + BACKUP_SUFFIX
+        pinned = native_version(backup)
+        if pinned is not None and resolve.is_shim(link):
+            gone = "" if os.path.exists(backup) else ", which the updater has since removed"
+            return Check("native installer", False, f"an older claude-guard moved Claude Code's native-installer "
+                                                    f"link aside: {backup} pins version {pinned}{gone}, and the "
+                                                    f"installer's next update will replace the shim in {folder}", fix)
+        version = native_version(link)
+        if version is None:
+            continue
+        if pinned is not None:
+            return Check("native installer", False, f"the native installer's update replaced the claude-guard shim "
+                                                    f"in {folder} (its link now points at version {version}); "
+                                                    f"{backup} is a stale pinned copy", fix)
+        if not os.path.exists(link):
+            return Check("native installer", False, f"{link} (Claude Code's native installer) points at version "
+                                                    f"{version}, which is gone",
+                         "reinstall Claude Code (its native installer, or `claude install` from another copy)")
+        first = _claudes_on_path()
+        if first and resolve.is_shim(first[0]) and os.path.dirname(os.path.abspath(first[0])) != folder:
+            return Check("native installer", True, f"{link} -> version {version}; the shim in "
+                                                   f"{os.path.dirname(first[0])} comes first on PATH and runs the "
+                                                   "version that link points at, so updates are followed")
+        advice = path_advice(own_dir()) or "claude-guard install"
+        return Check("native installer", False, f"{link} -> version {version} runs without the guard: the shim is "
+                                                "not ahead of it on PATH", f"{fix}; then {advice}")
+    return None
 
 
 def _claudes_on_path() -> list[str]:
