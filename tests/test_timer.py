@@ -235,6 +235,13 @@ def test_a_cron_run_sees_the_installing_shells_config_and_records_how_it_ended(f
     assert not (fakes / "passwd-home" / ".local").exists()  # nothing went to the scheduler's HOME
     found = doctor_checks(user)
     assert found["last sweep"]["ok"] and "ended ok" in found["last sweep"]["detail"]
+    assert found["timer"]["ok"]
+    # a shell that now points Claude elsewhere: the timer still sweeps with the old folder, and doctor says so
+    user.env["CLAUDE_CONFIG_DIR"] = str(fakes / "other-claude")
+    timer_check = doctor_checks(user)["timer"]
+    assert not timer_check["ok"] and f"CLAUDE_CONFIG_DIR={user.home / '.claude'} (now: {fakes / 'other-claude'})" in \
+        timer_check["detail"]
+    assert "install --timer" in timer_check["fix"]
 
 
 def test_a_config_error_in_an_unattended_run_is_logged_and_named_by_doctor(fakes: Path) -> None:

@@ -456,11 +456,27 @@ def install(interval_seconds: float) -> list[str]:
         lines.append(f"  it runs with {', '.join(f'{k}={v}' for k, v in env.items()) or 'the scheduler environment'}; "
                      f"what it prints goes to {log}; `claude-guard doctor` shows how its last run ended")
     _write_private(os.path.join(os.path.dirname(state_path()), INSTALLED),
-                   json.dumps({"backend": kind, "interval": interval_seconds, "installed": time.time()}) + "\n")
+                   json.dumps({"backend": kind, "interval": interval_seconds, "installed": time.time(),
+                               "env": env}) + "\n")
     return lines
 
 
 INSTALLED = "timer.json"
+
+
+def env_drift() -> list[str]:
+    """How the environment written into the timer differs from this one's (`NAME=then (now: now)`): the timer
+    sees another config, state or Claude folder than this shell. Empty when they agree or nothing is known."""
+    try:
+        with open(os.path.join(os.path.dirname(state_path()), INSTALLED), encoding="utf-8") as f:
+            then = json.load(f)["env"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    if not isinstance(then, dict):
+        return []
+    now = baked_env()
+    return [f"{name}={then.get(name) or '(unset)'} (now: {now.get(name) or '(unset)'})"
+            for name in sorted(set(then) | set(now)) if then.get(name) != now.get(name)]
 
 
 def installed_at() -> tuple[float, float] | None:

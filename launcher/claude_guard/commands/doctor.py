@@ -308,6 +308,10 @@ def check_timer(watch: tuple[int, float] | None = None) -> Check:
                      "claude-guard install --timer   (or run `claude-guard reap --watch` where it stays up)")
     if not active:
         return Check("timer", False, detail, timer.start_hint(kind))
+    drift = timer.env_drift()
+    if drift:
+        return Check("timer", False, f"{detail}; it runs with other locations than this shell: {'; '.join(drift)}",
+                     "claude-guard install --timer   (from the shell whose settings the sweeps should use)")
     if kind == "cron":
         why = timer.no_systemd()
         if why:
