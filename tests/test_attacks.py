@@ -237,7 +237,6 @@ def test_duplicate_with_nothing_to_tell_keeps_the_newer_as_takeover_does(box: Sa
 # 10.2: forged session files; 10.3: session files that hang, crash or leak
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10.2: not fixed yet")
 @cross_user
 def test_forged_session_file_of_another_user_is_ignored_by_a_root_sweep(box: Sandbox, world: World) -> None:
     a, b = world.user("a"), world.user("b")
@@ -261,7 +260,6 @@ def test_forged_session_file_of_another_user_is_ignored_by_a_root_sweep(box: San
     assert victim.pid not in planned(report)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10.3: not fixed yet")
 @cross_user
 def test_hostile_session_files_neither_hang_nor_crash_nor_leak_under_root(box: Sandbox, world: World) -> None:
     b = world.user("b")
@@ -281,7 +279,6 @@ def test_hostile_session_files_neither_hang_nor_crash_nor_leak_under_root(box: S
     reap_all(box, world.root, "--dry-run", "--min-age", "0")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10.3: not fixed yet")
 def test_hostile_session_files_never_hang_a_launch(guard: Guard) -> None:
     folder = guard.home / ".claude" / "sessions"
     folder.mkdir(parents=True)

@@ -293,6 +293,8 @@ def _match_files(sessions: list[Session], table: Table, me: int | None, backend:
     def match(folders: list[str]) -> None:
         for found in claudefiles.read(folders):
             writer = table.rows.get(found.pid)
+            if writer is not None and not found.belongs_to(writer):
+                continue  # planted by someone else (a user's folder naming another user's process): no file
             if writer is None or writer.state in GONE_STATES or not found.matches(writer, backend):
                 stale.append(found)  # its process is gone (killed before it could remove the file)
             elif found.pid in by_pid:
