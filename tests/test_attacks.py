@@ -161,7 +161,6 @@ def planned(report: dict[str, Any]) -> dict[int, dict[str, Any]]:
 # 10.1: duplicates across users; 16.2: the duplicate policy ends the copy in use
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10.1: not fixed yet")
 @cross_user
 def test_another_users_copy_of_a_session_id_never_makes_yours_a_duplicate(box: Sandbox, world: World) -> None:
     a, b = world.user("a"), world.user("b")
@@ -181,7 +180,6 @@ def test_another_users_copy_of_a_session_id_never_makes_yours_a_duplicate(box: S
         os.close(master)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16.2: not fixed yet")
 def test_duplicate_keeps_the_attached_copy_in_use(box: Sandbox) -> None:
     sid = new_id()
     master, slave = os.openpty()
@@ -199,7 +197,6 @@ def test_duplicate_keeps_the_attached_copy_in_use(box: Sandbox) -> None:
         os.close(master)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16.2: not fixed yet")
 def test_attached_copies_are_kept_without_reap_attached_then_the_least_active_goes(box: Sandbox) -> None:
     sid = new_id()
     m1, s1 = os.openpty()
@@ -223,7 +220,6 @@ def test_attached_copies_are_kept_without_reap_attached_then_the_least_active_go
         os.close(m2)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16.2: not fixed yet")
 def test_duplicate_with_nothing_to_tell_keeps_the_newer_as_takeover_does(box: Sandbox) -> None:
     sid = new_id()
     older = box.session("--resume", sid, guarded=False)

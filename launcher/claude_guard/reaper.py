@@ -4,7 +4,8 @@ Policies, applied in this order; a session is taken by the first that picks it:
   dead       registry entries whose process is gone are pruned; Claude's stale session files are reported
   orphan     its parent is gone and no live terminal holds it (SDK sessions whose host died included)
   stray      processes that left a session's tree (own process group, reparented) whose session is gone
-  duplicate  the newer of two live processes on one session id
+  duplicate  the copies of a session (one id, one user) other than the one in use (attached ones only
+             with `reap_attached`)
   idle       idle at least `idle_after` (awake time; attached sessions only with `reap_attached`)
   over-age   older than `max_age` (off by default)
   over-cap   more live sessions than `max_sessions`: idle ones, longest idle first, down to the cap
@@ -324,7 +325,9 @@ def plan(view: View, settings: Settings, *, all_users: bool = False, force: bool
     if "duplicate" in wanted:
         for s in live:
             if s.duplicate_of:
-                take(s, "duplicate", f"session {s.session_id} is also open in older PID {s.duplicate_of}")
+                # An attached copy is someone's terminal: kept unless reap_attached, as for idle.
+                take(s, "duplicate", f"session {s.session_id} is also open in PID {s.duplicate_of}, which is kept: "
+                                     f"{s.duplicate_why}", attached_matters=True)
     idle_after = settings.idle_after
     if "idle" in wanted and idle_after > 0:
         for s in live:

@@ -15,7 +15,7 @@ properties of the backend (proc/portable.py), asked through `backend.windows` an
 
 States (one per session, the first that applies, in this order):
   orphan     its parent is gone (reparented) and it has no live terminal
-  duplicate  another live process holds the same session id and started earlier
+  duplicate  another live process of the same user holds the same session id and is the copy in use
   over-age   older than `max_age` (only when max_age is set)
   idle       Claude says idle or waiting; without a status, CPU stayed under `idle_cpu` over `cpu_window`
   unguarded  started around the guard (not in the registry), otherwise fine
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 STATES = ("orphan", "duplicate", "over-age", "idle", "unguarded", "active")
 IDLE_STATUSES = frozenset({"idle", "waiting"})  # Claude's own statuses that mean "nothing running"
+BUSY_STATUSES = frozenset({"busy", "shell"})  # ... and that mean "working right now"
 # Markers a session's descendants carry in their environment (the guard's cookie, and Claude's own).
 MARKERS = (environ.COOKIE, "CLAUDE_CODE_SESSION_ID", "CLAUDE_PID")
 # What the sweep reads of a process's environment: the markers, and where its Claude keeps its files.
@@ -115,7 +116,8 @@ class Session:
         self.parent_name: str | None = None
         self.orphan = False
         self.orphan_why = ""
-        self.duplicate_of: int | None = None
+        self.duplicate_of: int | None = None  # the copy of the same session that is kept
+        self.duplicate_why = ""
         self.over_age = False
         self.cookie: str | None = None
         self.state = "active"
@@ -237,7 +239,7 @@ def collect(settings: Settings, *, registry: RegistryData | None = None, ledger:
     if under is not None:
         scope = [os.path.realpath(os.path.expanduser(d)) for d in under]
         sessions = [s for s in sessions if within(s.cwd, scope)]
-    _judge_duplicates(sessions)
+    _judge_duplicates(sessions, backend)
     for s in sessions:
         s.state = ("orphan" if s.orphan else "duplicate" if s.duplicate_of else "over-age" if s.over_age
                    else "idle" if s.is_idle else "unguarded" if not s.guarded else "active")
@@ -343,17 +345,59 @@ def _describe(s: Session, table: Table, nested: set[int], now: float, backend: B
     return parent, stale_parent
 
 
-def _judge_duplicates(sessions: list[Session]) -> None:
-    """Stage 5: of the live processes on one session id, each but the oldest is a duplicate."""
-    holders: dict[str, list[Session]] = {}
+def _judge_duplicates(sessions: list[Session], backend: Backend) -> None:
+    """Stage 5: of the live processes of one user on one session id, the copy in use is kept and every
+    other is a duplicate of it.
+
+    Only processes of one owner are compared: session ids are readable by anyone in /proc/<pid>/cmdline,
+    so another user's process naming your session says nothing about yours. The copy kept is the one a
+    person is using, never the older by age alone: attached to a live terminal first, then the most recently
+    active (Claude's status says busy now, else the latest of its status change and its transcript's last
+    write), and only when nothing tells them apart the newer, as the launch's takeover keeps the newest.
+    """
+    holders: dict[tuple[object, str], list[Session]] = {}
     for s in sessions:
         if s.session_id:
-            holders.setdefault(s.session_id, []).append(s)
+            owner: object = (s.row.user or "").casefold() if backend.windows else s.row.uid
+            holders.setdefault((owner, s.session_id), []).append(s)
     for group in holders.values():
-        if len(group) > 1:
-            group.sort(key=lambda x: (x.row.created, x.pid))
-            for later in group[1:]:
-                later.duplicate_of = group[0].pid
+        if len(group) < 2:
+            continue
+        ranked = sorted(group, key=_in_use, reverse=True)
+        keep = ranked[0]
+        for s in ranked[1:]:
+            s.duplicate_of = keep.pid
+            if keep.attached and not s.attached:
+                s.duplicate_why = f"attached to {keep.terminal}; this copy has no live terminal"
+            elif _in_use(keep)[1] > _in_use(s)[1]:
+                s.duplicate_why = "active more recently (Claude's status and transcript)"
+            else:
+                s.duplicate_why = "the newer copy (nothing else tells them apart; takeover keeps the newest too)"
+
+
+def _in_use(s: Session) -> tuple[bool, float, float, int]:
+    """How much a copy of a session is in use, for `_judge_duplicates` (greater: more)."""
+    if s.status in BUSY_STATUSES:
+        active = float("inf")
+    else:
+        status_at = (s.file.status_at if s.file else None) or 0.0
+        active = max(status_at, _transcript_written(s))
+    return (s.attached, active, s.row.created, s.pid)
+
+
+def _transcript_written(s: Session) -> float:
+    """When this copy's transcript was last written (Claude keeps one per folder and session id:
+    `<claude dir>/projects/<cwd, every character outside [A-Za-z0-9] as '-'>/<id>.jsonl`); 0 when unknown."""
+    if not s.cwd or not s.session_id:
+        return 0.0
+    folder = "".join(c if c.isascii() and c.isalnum() else "-" for c in s.cwd)
+    if len(folder) > 200:
+        return 0.0  # Claude shortens such names with a hash of its own
+    base = os.path.dirname(os.path.dirname(s.file.path)) if s.file else paths.claude_dir()
+    try:
+        return os.stat(os.path.join(base, "projects", folder, s.session_id + ".jsonl")).st_mtime
+    except (OSError, ValueError):
+        return 0.0
 
 
 def within(folder: str | None, scope: Iterable[str]) -> bool:
