@@ -289,7 +289,6 @@ def test_hostile_session_files_never_hang_a_launch(guard: Guard) -> None:
 # 10.6: a session started directly by a live tini (or systemd) is not an orphan
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10.6: not fixed yet")
 def test_session_started_directly_by_a_live_tini_is_not_an_orphan(box: Sandbox) -> None:
     tini = box.tmp / "bin" / "tini"
     tini.symlink_to(sys.executable)  # the kernel names the process after the link: comm "tini"
@@ -306,7 +305,6 @@ def test_session_started_directly_by_a_live_tini_is_not_an_orphan(box: Sandbox) 
     assert child not in planned(box.reap("--dry-run", "--min-age", "0"))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10.6: not fixed yet")
 def test_session_adopted_before_the_first_sweep_is_still_an_orphan(box: Sandbox) -> None:
     # Its host led a session of its own (a login shell, a service): the host dies before any sweep saw
     # it, so neither the registry nor the ledger knows the old parent; the session it was born in does.

@@ -47,8 +47,6 @@ BUSY_STATUSES = frozenset({"busy", "shell"})  # ... and that mean "working right
 MARKERS = (environ.COOKIE, "CLAUDE_CODE_SESSION_ID", "CLAUDE_PID")
 # What the sweep reads of a process's environment: the markers, and where its Claude keeps its files.
 WANTED_ENV = (*MARKERS, "CLAUDE_CONFIG_DIR")
-# Parents that a process is handed to when its own parent dies (init, and the usual subreapers).
-ADOPTERS = frozenset({"systemd", "init", "launchd", "tini", "dumb-init", "catatonit"})
 
 
 class Table:
@@ -230,7 +228,7 @@ def collect(settings: Settings, *, registry: RegistryData | None = None, ledger:
     for s in sessions:
         sample = seen.get(f"{s.pid}:{s.start}")
         parent, stale_parent = _describe(s, table, nested, now, backend)
-        _judge_orphan(s, parent, sample, stale_parent)
+        _judge_orphan(s, parent, sample, stale_parent, table=table, backend=backend)
         _judge_idle(s, settings, sample, sleep, offset, now, awake)
         s.over_age = bool(settings.max_age) and s.age is not None and s.age >= settings.max_age
 
@@ -449,10 +447,19 @@ def _read_registry(settings: Settings) -> RegistryData:
     return Registry(settings.registry_dir()).peek()
 
 
-def _judge_orphan(s: Session, parent: Proc | None, seen: Sample | None,
-                  stale_parent: bool = False) -> None:
-    """Orphan: the parent it was started by is gone, and no live terminal holds it. `stale_parent`: its
-    parent PID no longer names its parent (Windows, see Portable.parent_gone)."""
+def _judge_orphan(s: Session, parent: Proc | None, seen: Sample | None, stale_parent: bool = False, *,
+                  table: Table | None = None, backend: Backend | None = None) -> None:
+    """Orphan: the parent it was started by is gone (it was adopted), and no live terminal holds it.
+    `stale_parent`: its parent PID no longer names its parent (Windows, see Portable.parent_gone).
+
+    Adoption is judged by evidence that the parent changed, never by the parent's name: tini, systemd
+    (`systemd-run --user`) or a container's init may well have started a session themselves. Evidence:
+    the parent recorded at launch (registry) or seen by an earlier sweep (ledger) is not its parent now; its
+    parent started after it (no process is older than its child: this one took it over); or it was born in
+    a session whose leader has exited and that is neither its own nor its parent's (a child starts in its
+    parent's session unless it makes its own, so it has another parent now: the shell of a closed terminal
+    or a service that died left it behind).
+    """
     row = s.row
     why = ""
     expected = (s.entry.get("guard_pid") or s.entry.get("ppid")) if s.entry else None
@@ -460,18 +467,42 @@ def _judge_orphan(s: Session, parent: Proc | None, seen: Sample | None,
         why = f"its parent (PID {expected}) is gone"
     elif seen and isinstance(seen.get("ppid"), int) and seen["ppid"] > 1 and seen["ppid"] != row.ppid:
         why = f"its parent (PID {seen['ppid']}) is gone"
-    elif row.ppid <= 1 and expected != row.ppid:
-        why = "reparented to init"
-    elif parent is not None and parent.comm in ADOPTERS and expected != row.ppid:
-        why = f"reparented to {parent.comm} (PID {row.ppid})"
     elif stale_parent:
         why = f"its parent (PID {row.ppid}) is gone"
+    elif expected is None and parent is not None and parent.created > row.created:
+        why = f"adopted by PID {row.ppid} ({parent.comm}), which started after it"
+    elif expected is None and table is not None and backend is not None:
+        leader = _lost_session(row, table, backend)
+        if leader:
+            name = parent.comm if parent is not None else "?"
+            why = f"adopted by PID {row.ppid} ({name}): the session it was started in (led by PID {leader}) has " \
+                  "lost its leader"
     if why and s.attached:
         s.orphan_why = why + f", but attached to live terminal {s.terminal}"
         return
     if why:
         s.orphan = True
         s.orphan_why = why + ", no live terminal"
+
+
+def _lost_session(row: Proc, table: Table, backend: Backend) -> int:
+    """The leader's PID of the session `row` was born in, when that session is neither its own nor its
+    parent's and its leader has exited; else 0. (POSIX only: Windows has no sessions.)"""
+    if backend.windows or not hasattr(os, "getsid") or row.ppid <= 0:
+        return 0  # PID 0: started from outside this PID namespace (`docker exec`), never an adoption
+    try:
+        sid = os.getsid(row.pid)
+        parent_sid = os.getsid(row.ppid)
+    except OSError:
+        return 0  # gone, or not ours to ask: no evidence
+    if sid <= 0 or sid in (row.pid, parent_sid):
+        return 0
+    leader = table.rows.get(sid)
+    if leader is not None:
+        return sid if leader.created > row.created else 0  # a newer process has the leader's PID now
+    # Not in the table (another user's, or gone): gone too when that PID now names a newer process.
+    newer = backend.read(sid)
+    return sid if newer is None or newer.created > row.created else 0
 
 
 def _judge_idle(s: Session, settings: Settings, seen: Sample | None, sleep: list[list[float]],
