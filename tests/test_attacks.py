@@ -113,10 +113,30 @@ class World:
         return path
 
     def cleanup(self) -> None:
+        # Whatever still runs as a throwaway user was started by this test (the box killed what it
+        # remembered; this catches what it could not, e.g. after a failure half-way through a start).
+        uids = {user.uid for user in self.users}
+        for _ in range(3):
+            left = [p for p in map(int, filter(str.isdigit, os.listdir("/proc"))) if _uid(p) in uids]
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            if not left:
+                break
+            wait_for(lambda: not any(_uid(p) in uids for p in left), 10, "the users' processes to end")
         for user in self.users:
             subprocess.run(["userdel", user.name], capture_output=True)
             subprocess.run(["groupdel", user.name], capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _uid(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
 
 
 def wait_file(path: Path, timeout: float = 60) -> Path:
