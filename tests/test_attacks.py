@@ -25,7 +25,7 @@ import pytest
 from claude_guard import procs
 from conftest import Guard
 from standin import records
-from sweepkit import HOST, STANDIN, Sandbox, Standin, box, new_id, ppid, wait_for
+from sweepkit import FIXTURES, HOST, STANDIN, Sandbox, Standin, box, new_id, ppid, wait_for
 
 __all__ = ["box"]  # the fixture, imported for pytest
 
@@ -66,7 +66,7 @@ class World:
         self.bin = self.root / "bin"
         self.bin.mkdir(mode=0o755)
         self.claude = self.bin / "claude"
-        self.claude.write_text(STANDIN.replace("{python}", SYSTEM_PYTHON))
+        self.claude.write_text(STANDIN.replace("{python}", SYSTEM_PYTHON).replace("{fixtures!r}", repr(str(FIXTURES))))
         self.claude.chmod(0o755)
         self.host = self.bin / "host.py"
         self.host.write_text(HOST)
@@ -116,16 +116,21 @@ class World:
         # Whatever still runs as a throwaway user was started by this test (the box killed what it
         # remembered; this catches what it could not, e.g. after a failure half-way through a start).
         uids = {user.uid for user in self.users}
+
+        def left() -> list[int]:
+            return [p for p in map(int, filter(str.isdigit, os.listdir("/proc")))
+                    if _uid(p) in uids and procs.start_token(p) and procs.alive(p, procs.start_token(p))]
+
         for _ in range(3):
-            left = [p for p in map(int, filter(str.isdigit, os.listdir("/proc"))) if _uid(p) in uids]
-            for pid in left:
+            found = left()
+            for pid in found:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            if not left:
+            if not found:
                 break
-            wait_for(lambda: not any(_uid(p) in uids for p in left), 10, "the users' processes to end")
+            wait_for(lambda: not left(), 10, "the users' processes to end")
         for user in self.users:
             subprocess.run(["userdel", user.name], capture_output=True)
             subprocess.run(["groupdel", user.name], capture_output=True)
