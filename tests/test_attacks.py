@@ -415,7 +415,6 @@ def test_waiters_that_are_not_guard_processes_count_for_nothing(guard: Guard) ->
     assert r.returncode == 0, r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10.11: not fixed yet")
 @cross_user
 def test_registry_writable_by_others_is_refused_not_obeyed(box: Sandbox, world: World) -> None:
     b = world.user("b")
@@ -445,7 +444,6 @@ def test_registry_writable_by_others_is_refused_not_obeyed(box: Sandbox, world: 
 # 10.10: a deeply nested registry
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10.10: not fixed yet")
 def test_deeply_nested_registry_is_set_aside_and_claude_starts(guard: Guard) -> None:
     guard.state.mkdir(parents=True, mode=0o700)
     path = guard.state / "registry.json"

@@ -161,7 +161,7 @@ class Registry:
         """The registry's content; a missing file is an empty registry, a bad one is set aside."""
         try:
             return self.read()
-        except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError) as e:
+        except _MALFORMED as e:
             reason = e.strerror if isinstance(e, OSError) and e.strerror else "not a valid registry"
             return self._set_aside(reason)
 
@@ -177,20 +177,28 @@ class Registry:
             raise _unsafe(self.folder, st, "state folder")
         try:
             return self.read()
-        except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError):
+        except _MALFORMED:
             return _empty()
 
     def read(self) -> RegistryData:
-        """The file's content, checked: missing reads as empty; a symlink or another user's file raises
-        GuardError; anything unreadable or malformed raises for the caller to handle."""
+        """The file's content, checked on every read: missing reads as empty; a symlink, another user's file
+        or one writable by group or others (anyone who could have written into it) raises GuardError;
+        anything unreadable or malformed raises (one of _MALFORMED) for the caller to handle."""
         try:
             st = os.lstat(self.path)
         except FileNotFoundError:
             return _empty()
-        if stat.S_ISLNK(st.st_mode) or (hasattr(os, "geteuid") and st.st_uid != os.geteuid()):
+        if stat.S_ISLNK(st.st_mode):
             raise _unsafe(self.path, st, "registry")
-        fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
         with os.fdopen(fd, "rb") as f:
+            st = os.fstat(fd)  # the file actually opened, not the name looked at before
+            # Mode bits mean nothing on Windows (Python reports 0o666 for any writable file): the profile
+            # folder's ACL keeps other accounts out there.
+            if hasattr(os, "geteuid") and describe_unsafe(st):
+                raise _unsafe(self.path, st, "registry")
+            if not stat.S_ISREG(st.st_mode):
+                raise ValueError("not a regular file")
             return _validate(jsonio.loads(f.read(64 << 20).decode("utf-8")))
 
     def _set_aside(self, reason: str) -> RegistryData:
@@ -241,6 +249,11 @@ def remove_stale_temps(path: str) -> None:
             os.unlink(os.path.join(folder, name))
         except OSError:
             pass
+
+
+# What a registry that cannot be used looks like, all set aside and rebuilt by `load`: unreadable, not UTF-8,
+# not JSON (nested too deeply included: jsonio says ValueError) or not our shape.
+_MALFORMED = (OSError, ValueError, KeyError, TypeError)
 
 
 def _empty() -> RegistryData:
