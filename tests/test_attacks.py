@@ -379,7 +379,6 @@ def waiting(guard: Guard) -> list[int]:
     return [int(w["pid"]) for w in found]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10.9: not fixed yet")
 def test_a_stopped_waiter_does_not_keep_a_free_slot(guard: Guard) -> None:
     env = {"CLAUDE_GUARD_MAX_SESSIONS": "2", "CLAUDE_GUARD_ON_CAP": "wait", "CLAUDE_GUARD_WAIT_TIMEOUT": "120",
            "STANDIN_SLEEP": "600"}
@@ -399,7 +398,6 @@ def test_a_stopped_waiter_does_not_keep_a_free_slot(guard: Guard) -> None:
         os.kill(w1.pid, signal.SIGCONT)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10.11: not fixed yet")
 def test_waiters_that_are_not_guard_processes_count_for_nothing(guard: Guard) -> None:
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     guard.procs.append(sleeper)

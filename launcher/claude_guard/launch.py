@@ -237,7 +237,11 @@ def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = 
         with registry.locked():
             data = registry.load()
             census = Census(data, me)
-            waiters: list[Waiter] = [w for w in data["waiters"] if w["pid"] != me and procs.alive(w["pid"], w["start"])]
+            now = time.monotonic()
+            mine = next((w for w in data["waiters"] if w["pid"] == me), None)
+            # The queue: this launch's own place, and every other waiter that is still a live guard process
+            # of this user renewing its place (a stopped or frozen one, or a forged record, keeps nothing).
+            queue = [w for w in data["waiters"] if w is mine or (w["pid"] != me and _waiting(w, now))]
             if sid:
                 holders = census.holders(sid)
                 if holders and settings.on_duplicate == "takeover" and not took_over:
@@ -249,29 +253,56 @@ def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = 
                     registry.log(f"refused duplicate session {sid} held by PIDs {holders}")
                     raise _refuse_duplicate(sid, holders)
             running = len(census.pids(unguarded))
-            position = next((i for i, w in enumerate(data["waiters"]) if w["pid"] == me), None)
-            ahead = len(waiters) if position is None else sum(
-                1 for w in data["waiters"][:position] if w in waiters)
+            # Waiters are ahead only of other waiters: under on_cap = refuse a launch asks for a slot now, and
+            # nobody queued makes it wait (or refuses it).
+            ahead = (len(queue) if mine is None else queue.index(mine)) if wait else 0
+            others = [w for w in queue if w is not mine]
             if running + ahead < cap:
                 entry = _entry(plan, pid, cookie)
                 data["sessions"] = [*census.live, entry]
-                data["waiters"] = waiters
+                data["waiters"] = others
                 registry.save(data)
                 registry.log(f"admitted pid={pid} kind={plan.call.kind} session={sid} running={running + 1}/{cap}"
-                             + (f" waited={time.monotonic() - began:.1f}s" if position is not None else ""))
+                             + (f" waited={time.monotonic() - began:.1f}s" if mine is not None else ""))
                 return entry
-            if not wait or time.monotonic() >= deadline:
-                if position is not None:
-                    data["sessions"], data["waiters"] = census.live, waiters
+            if not wait or now >= deadline:
+                if mine is not None:
+                    data["sessions"], data["waiters"] = census.live, others
                     registry.save(data)
                 registry.log(f"refused at cap {running}/{cap}")
-                raise _refuse_cap(census, cap, time.monotonic() - began if wait else None, unguarded)
-            if position is None:
+                raise _refuse_cap(census, cap, now - began if wait else None, unguarded)
+            if mine is None:  # first time here, or dropped while it could not renew: to the back of the queue
                 data["sessions"] = census.live
-                data["waiters"] = [*waiters, {"pid": me, "start": my_start, "since": time.time()}]
+                data["waiters"] = [*others, {"pid": me, "start": my_start, "since": time.time(), "renewed": now}]
+                registry.save(data)
+            elif now - mine.get("renewed", 0.0) >= _RENEW:
+                mine["renewed"] = now
+                data["sessions"], data["waiters"] = census.live, queue
                 registry.save(data)
         time.sleep(delay)
         delay = min(delay * 1.5, 0.5)
+
+
+# A waiter renews its place in the queue (`renewed`, on the system-wide monotonic clock) every _RENEW seconds
+# while it polls; one that has not for _STALE seconds (stopped with Ctrl-Z, frozen, gone) loses its place.
+_RENEW = 1.0
+_STALE = 10.0
+
+
+def _waiting(w: Waiter, now: float) -> bool:
+    """A waiter record still holds a place: renewed lately, by that very process, which is a guard's launch
+    of this user (a record naming any other process, however alive, counts for nothing)."""
+    renewed = w.get("renewed")
+    if not isinstance(renewed, (int, float)) or not 0 <= now - renewed < _STALE:
+        return False
+    if not procs.alive(w["pid"], w["start"]):
+        return False
+    proc = procs.read(w["pid"])
+    if proc is None or (hasattr(os, "getuid") and proc.uid >= 0 and proc.uid != os.getuid()):
+        return False
+    # The guard runs as `python -IS <shim>`, `claude-guard[-shim] ...` or `python -m claude_guard ...`.
+    return any(os.path.basename(arg).lower().startswith("claude-guard") or arg == "claude_guard"
+               or (os.path.isabs(arg) and resolve.is_shim(arg)) for arg in proc.cmdline[:4])
 
 
 def update_pid(registry: Registry, old_pid: int, new_pid: int) -> None:

@@ -32,12 +32,16 @@ class Entry(_EntryBase, total=False):
     guard_pid: int  # where exec is impossible: the guard that waits for claude (the entry's pid is its child)
 
 
-class Waiter(TypedDict):
-    """A launch queued for a slot (on_cap = wait), in arrival order."""
-
+class _WaiterBase(TypedDict):
     pid: int
     start: str
-    since: float
+    since: float  # epoch seconds
+
+
+class Waiter(_WaiterBase, total=False):
+    """A launch queued for a slot (on_cap = wait), in arrival order."""
+
+    renewed: float  # the monotonic clock when it last renewed its place (launch._RENEW, _STALE)
 
 
 class RegistryData(TypedDict):
