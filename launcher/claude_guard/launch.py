@@ -176,7 +176,7 @@ def _entry(plan: Plan, pid: int, cookie: str) -> Entry:
         "start": procs.start_token(pid) or "",
         "session_id": plan.call.session_id,
         "kind": plan.call.kind,
-        "argv": plan.args,
+        "argv": _summary(plan.args),
         "program": plan.program,
         "cwd": _cwd(),
         "tty": _tty(),
@@ -186,6 +186,21 @@ def _entry(plan: Plan, pid: int, cookie: str) -> Entry:
         "cookie": cookie,
         "guard": __version__,
     }
+
+
+# What an entry keeps of claude's arguments: a record for people and `doctor`, not something the guard acts on,
+# and the registry is read and written whole by every launch, so its size must not follow the arguments'
+# (a prompt given as an argument can be 128 KiB, and there may be many).
+_ARGS_KEPT = 32
+_ARG_CHARS = 200
+
+
+def _summary(args: list[str]) -> list[str]:
+    out = [a if len(a) <= _ARG_CHARS else f"{a[:_ARG_CHARS]}...[{len(a) - _ARG_CHARS} more characters]"
+           for a in args[:_ARGS_KEPT]]
+    if len(args) > _ARGS_KEPT:
+        out.append(f"...[{len(args) - _ARGS_KEPT} more arguments]")
+    return out
 
 
 def _cwd() -> str:

@@ -15,7 +15,7 @@ class _EntryBase(TypedDict):
     start: str  # its start token (proc backend)
     session_id: str | None
     kind: str  # argv.Call.kind: interactive, print, ...
-    argv: list[str]  # claude's arguments, repaired
+    argv: list[str]  # claude's arguments, repaired, summarised (launch._summary: bounded in count and length)
     program: str
     cwd: str
     tty: str | None
