@@ -560,7 +560,6 @@ def test_resume_hint_quotes_every_part(box: Sandbox) -> None:
     assert f"resume with: cd {box.tmp} && claude --resume 'x;id;echo'" in r.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 second pass: not fixed yet")
 @cross_user
 def test_roots_launch_scan_reads_no_command_line_of_another_user(box: Sandbox, world: World,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
