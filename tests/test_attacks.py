@@ -490,7 +490,6 @@ def test_nested_claude_started_by_a_real_session_is_not_a_loop(guard: Guard) -> 
     assert [rec["argv"] for rec in records(guard.record)] == [["-p", "inner"]]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 also: not fixed yet")
 def test_state_folder_missing_on_a_read_only_file_system_is_a_state_error(guard: Guard, tmp_path: Path) -> None:
     ro = tmp_path / "ro"
     ro.mkdir()

@@ -71,13 +71,17 @@ def ensure_dir(path: str) -> None:
         st = os.lstat(path)
     except FileNotFoundError:
         parent = os.path.dirname(path)
-        if parent:
-            os.makedirs(parent, mode=0o755, exist_ok=True)
         try:
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            pass  # a concurrent launch made it; checked below
-        st = os.lstat(path)
+            if parent:
+                os.makedirs(parent, mode=0o755, exist_ok=True)
+            try:
+                os.mkdir(path, 0o700)
+            except FileExistsError:
+                pass  # a concurrent launch made it; checked below
+            st = os.lstat(path)
+        except OSError as e:  # a read-only file system, a parent that is a file, no permission
+            raise GuardError(f"cannot create state folder {path}: {e.strerror}; set state_dir to a private "
+                             "folder on a writable file system", ExitCode.STATE) from None
     if not stat.S_ISDIR(st.st_mode) and not stat.S_ISLNK(st.st_mode):
         raise GuardError(f"state folder {path} is not a folder; remove it or set state_dir", ExitCode.STATE)
     problem = describe_unsafe(st)
