@@ -354,6 +354,31 @@ def start(plan: Plan, on_spawn: Callable[[int], None] | None = None, unknown_bat
                       command_line=command_line)
 
 
+# Nested launches (a session whose Bash tool runs claude, whose Bash tool runs claude, ...) each add one to the
+# depth; a wrapper that starts the guard again forks or execs without end, and this is where it stops.
+_MAX_DEPTH = 8
+
+
+def launcher_mark(env: Mapping[str, str]) -> str:
+    """The LAUNCHER value for what this launch starts: this process, and one more level than it was given."""
+    depth = env.get(environ.LAUNCHER, "").rpartition(":")[2]
+    level = int(depth) + 1 if depth.isdigit() else 1
+    return f"{os.getpid()}:{procs.start_token(os.getpid()) or ''}:{level}"
+
+
+def reentered(env: Mapping[str, str]) -> bool:
+    """This launch was started by what a launch of the guard started, in a loop: the very process that
+    launched before (an exec chain: shim, wrapper, `exec claude`, shim) or too many levels deep (a wrapper
+    that forks). A real claude whose tool runs `claude` is one level per session, and passes."""
+    mark = env.get(environ.LAUNCHER, "")
+    if not mark:
+        return False
+    pid, start, depth = [*mark.split(":"), "", "", ""][:3]
+    if pid == str(os.getpid()) and start and start == procs.start_token(os.getpid()):
+        return True
+    return depth.isdigit() and int(depth) >= _MAX_DEPTH
+
+
 def run_guarded(program: str | None, prefix: list[str], args: list[str], *, self_path: str | None = None,
                 env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None,
                 warn: Callable[[str], None] | None = None, settings: Settings | None = None) -> int:
@@ -369,9 +394,15 @@ def run_guarded(program: str | None, prefix: list[str], args: list[str], *, self
     env = os.environ if env is None else env
     if settings is None:
         settings = config.load(env, overrides)
+    if reentered(env):
+        what = settings.real_claude or "the claude it found"
+        raise GuardError(f"claude-guard was started again by what it started ({what} runs `claude` by name, which is "
+                         "this shim): a loop. Point real_claude (CLAUDE_GUARD_REAL_CLAUDE) at Claude Code itself, "
+                         "or have the wrapper run it by its full path", ExitCode.NOT_FOUND)
     if program is None:
         program = resolve.find_real_claude(settings.real_claude, env.get("PATH"), self_path)
     plan = prepare(program, prefix, args, env, settings)
+    plan.env[environ.LAUNCHER] = launcher_mark(env)
     registry: Registry | None = None
     if plan.call.session:
         registry = Registry(settings.registry_dir(), settings.lock_timeout)
