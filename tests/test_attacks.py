@@ -351,7 +351,6 @@ def test_session_adopted_before_the_first_sweep_is_still_an_orphan(box: Sandbox)
 # 10.8: a reap whose registry write fails has ended sessions all the same: report and audit them
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10.8: not fixed yet")
 def test_reap_reports_and_audits_what_it_ended_when_the_registry_lock_is_frozen(box: Sandbox) -> None:
     s = box.session(env={"SWEEP_SESSION": new_id()})
     box.orphan(s)

@@ -476,8 +476,10 @@ def resume_hint(s: Session) -> str | None:
     return f"cd {shlex.quote(s.cwd)} && {command}" if s.cwd else command
 
 
-def audit(out: Plan) -> None:
-    """Append one JSON line per ended (or failed) action and per pruned entry to the audit log."""
+def audit(out: Plan, *, actions: bool = True, pruned: bool = True) -> None:
+    """Append one JSON line per ended (or failed) action and per pruned entry to the audit log (`actions`,
+    `pruned`: which of the two; the reap writes the actions the moment signals were sent, before anything
+    that can fail, and the pruned entries once pruning is done)."""
     import socket
 
     folder = paths.log_dir()
@@ -485,12 +487,12 @@ def audit(out: Plan) -> None:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     base = {"time": stamp, "ts": round(time.time(), 3), "host": socket.gethostname(), "reaper_pid": os.getpid()}
     lines = []
-    for a in out.actions:
+    for a in out.actions if actions else ():
         lines.append({**base, "event": a.outcome, "pid": a.pid, "start": a.start, "session_id": a.session_id,
                       "reason": a.reason, "detail": a.detail, "freed_bytes": a.rss if a.outcome == "ended" else 0,
                       "processes": len(a.targets), "signals": a.signals, "killed": a.killed, "errors": a.errors,
                       "cwd": a.cwd, "resume": a.resume})
-    for e in out.pruned:
+    for e in out.pruned if pruned else ():
         lines.append({**base, "event": "pruned", "pid": e.get("pid"), "start": e.get("start"),
                       "session_id": e.get("session_id"), "reason": "dead"})
     if not lines:

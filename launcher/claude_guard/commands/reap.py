@@ -116,20 +116,32 @@ def sweep(args: argparse.Namespace, settings: Settings) -> tuple[int, Plan]:
     except LockTimeout:
         raise GuardError("another reap is still running (its lock is held); this one was skipped",
                          ExitCode.FAILURE) from None
+    kept_records = True
     with held:
         book = ledger.load(folder)
         view, plan = look(book)
         reaper.execute(plan, settings, all_users=args.all_users, log=False)
-        ended = [a for a in plan.actions if a.outcome == "ended"]
-        if plan.pruned or any(a.session and a.session.guarded for a in ended):
-            registry = Registry(folder, settings.lock_timeout)
-            plan.pruned = reaper.prune(registry, [(a.pid, a.start) for a in ended if a.session])
-        reaper.audit(plan)
-        ledger.observe(book, view, settings)
-        ledger.record(book, plan.actions, view.now, settings.cooldown)
-        ledger.save(folder, book)
+        # Signals were sent: they go into the audit log (and below, the report) before anything that can
+        # still fail. A frozen registry lock or a full disk must not hide what was ended.
+        reaper.audit(plan, pruned=False)
+        try:
+            ended = [a for a in plan.actions if a.outcome == "ended"]
+            if plan.pruned or any(a.session and a.session.guarded for a in ended):
+                registry = Registry(folder, settings.lock_timeout)
+                plan.pruned = reaper.prune(registry, [(a.pid, a.start) for a in ended if a.session])
+            reaper.audit(plan, actions=False)
+            ledger.observe(book, view, settings)
+            ledger.record(book, plan.actions, view.now, settings.cooldown)
+            ledger.save(folder, book)
+        except (GuardError, OSError) as e:
+            kept_records = False
+            plan.pruned = []  # nothing was pruned
+            note = (f"the sweep's records could not be updated ({e}); what was ended is reported here and in the "
+                    "audit log, and the next sweep prunes the registry")
+            plan.notes.append(note)
+            output.message(note)
     report(plan, args, view_count=len(view.sessions))
-    failed = any(a.outcome == "failed" for a in plan.actions)
+    failed = any(a.outcome == "failed" for a in plan.actions) or not kept_records
     return (ExitCode.FAILURE if failed else ExitCode.OK), plan
 
 
