@@ -33,6 +33,7 @@ import pytest
 
 from claude_guard import procs
 from realclaude import (
+    TOOL_ARGS,
     FakeAnthropic,
     bash,
     offline_env,
@@ -61,18 +62,20 @@ class Real:
         self.work.mkdir()
         env = offline_env(box.home, api.url, trust=[self.work])
         env.update(XDG_STATE_HOME=box.env["XDG_STATE_HOME"], XDG_CONFIG_HOME=box.env["XDG_CONFIG_HOME"],
-                   CLAUDE_GUARD_REAL_CLAUDE=self.real, PATH=os.pathsep.join([str(box.shim_dir), env["PATH"]]))
+                   CLAUDE_GUARD_REAL_CLAUDE=self.real, CLAUDE_GUARD_COUNT_UNGUARDED="false",
+                   CLAUDE_GUARD_MAX_SESSIONS="1000",  # other tests' sessions on this machine must not refuse ours
+                   PATH=os.pathsep.join([str(box.shim_dir), env["PATH"]]))
         self.env = env
         box.env["CLAUDE_GUARD_REAL_CLAUDE"] = self.real
         self.runs = 0
 
     def start(self, prompt: str, *args: str) -> tuple[int, str]:
-        """`claude -p PROMPT --allowedTools Bash ARGS` through the shim, as a child of the nursery; (pid, start)
+        """`claude -p PROMPT TOOL_ARGS ARGS` through the shim, as a child of the nursery; (pid, start)
         of the claude process (the shim execs it: same PID)."""
         self.runs += 1
         logs = self.box.tmp / f"run{self.runs}"
         logs.mkdir()
-        command = [str(self.box.shim_dir / "claude"), "-p", prompt, "--allowedTools", "Bash", *args]
+        command = [str(self.box.shim_dir / "claude"), "-p", prompt, *TOOL_ARGS, *args]
         script = f"cd {shlex.quote(str(self.work))} && exec {shlex.join(command)} >{logs}/out 2>{logs}/err"
         pid = self.box.spawn(["env", "-i", *(f"{k}={v}" for k, v in self.env.items()), "sh", "-c", script])
         start = procs.start_token(pid)
