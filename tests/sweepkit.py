@@ -96,6 +96,14 @@ if os.environ.get("SWEEP_GRANDCHILD"):
     if os.environ["SWEEP_GRANDCHILD"] == "orphaned":
         kids["grandchild"] = int(p.stdout.readline())
         p.wait()
+    else:
+        while "command" not in kids:  # the command the tool shell runs (recorded so a test can clean it up)
+            with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
+                found = f.read().split()
+            if found:
+                kids["command"] = int(found[0])
+            else:
+                time.sleep(0.01)
 if os.environ.get("SWEEP_HELPER"):
     # One of claude's own helpers (an MCP server): in claude's process group, with the session id but no
     # CLAUDE_PID. With "orphaned", the helper's own child outlives it (a wrapper that exited).
