@@ -293,11 +293,10 @@ def backend() -> str:
 
 
 def _write(path: str, content: str | bytes) -> None:
+    from . import files
+
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(content.encode("utf-8") if isinstance(content, str) else content)
-    os.replace(tmp, path)
+    files.atomic_write(path, content.encode("utf-8") if isinstance(content, str) else content, mode=0o644)
 
 
 def install(interval_seconds: float) -> list[str]:

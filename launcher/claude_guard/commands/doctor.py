@@ -11,6 +11,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ..config import Settings
+
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("doctor", help="check the shim, the real claude, the registry, the timer and the config",
@@ -87,20 +89,13 @@ def _claudes_on_path() -> list[str]:
     """The claude a shell would start (at most one)."""
     import os
 
-    if os.name == "nt":
-        # Windows finds claude.exe, claude.cmd, ... with PATHEXT, as the console does.
-        from ..win import pathext
+    from .. import resolve
 
-        found = pathext.which("claude", os.environ.get("PATH", ""), os.environ.get("PATHEXT", ""), lambda _: False)
-        return [found] if found else []
-    for folder in os.environ.get("PATH", "").split(os.pathsep):
-        candidate = os.path.join(folder or ".", "claude")
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return [candidate]
-    return []
+    found = resolve.first_on_path(os.environ.get("PATH", ""), os.environ.get("PATHEXT", ""))
+    return [found] if found else []
 
 
-def check_real_claude(settings: Any) -> Check:
+def check_real_claude(settings: Settings | None) -> Check:
     import os
     import subprocess
 
@@ -122,7 +117,7 @@ def check_real_claude(settings: Any) -> Check:
     return Check("real claude", True, f"{real}: {' '.join(version) or 'version unknown'}")
 
 
-def check_registry(settings: Any) -> list[Check]:
+def check_registry(settings: Settings | None) -> list[Check]:
     import os
     import stat
 
@@ -152,7 +147,7 @@ def check_registry(settings: Any) -> list[Check]:
     if problem or stat.S_IMODE(fst.st_mode) & 0o077:
         return [Check("registry", False, f"{path} is {problem or f'mode {stat.S_IMODE(fst.st_mode):o}'}",
                       f"chmod 600 {path}, or remove it (it is rebuilt)")]
-    return [_parse_registry(path, "private")]
+    return [_parse_registry(folder, "private")]
 
 
 def _check_registry_windows(folder: str, st: Any) -> list[Check]:
@@ -171,20 +166,22 @@ def _check_registry_windows(folder: str, st: Any) -> list[Check]:
     path = os.path.join(folder, registry.REGISTRY)
     if not os.path.exists(path):
         return [Check("registry", True, f"{folder} (no sessions registered yet)")]
-    return [_parse_registry(path, "access by the folder's ACL")]
+    return [_parse_registry(folder, "access by the folder's ACL")]
 
 
-def _parse_registry(path: str, note: str) -> Check:
-    from .. import jsonio
+def _parse_registry(folder: str, note: str) -> Check:
+    """The registry read as the launch reads it (Registry.read: no symlink followed, owner checked)."""
+    from .. import registry
 
+    reg = registry.Registry(folder)
     try:
-        with open(path, "rb") as f:
-            data = jsonio.loads(f.read().decode("utf-8"))
-        entries = len(data["sessions"])
+        entries = len(reg.read()["sessions"])
+    except GuardError as e:
+        return Check("registry", False, e.message, f"remove {reg.path}; the next launch starts a new registry")
     except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError) as e:
-        return Check("registry", False, f"{path} is unreadable ({e})",
+        return Check("registry", False, f"{reg.path} is unreadable ({e})",
                      "remove it; the next launch starts a new registry")
-    return Check("registry", True, f"{path}: {entries} entr{'ies' if entries != 1 else 'y'}, {note}")
+    return Check("registry", True, f"{reg.path}: {entries} entr{'ies' if entries != 1 else 'y'}, {note}")
 
 
 def check_timer() -> Check:

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from .. import output, resolve
+from .. import files, output, resolve
 from ..errors import ExitCode, GuardError
 
 BACKUP_SUFFIX = resolve.BACKUP_SUFFIX
@@ -87,11 +87,7 @@ def write_shim(folder: str) -> tuple[str, str | None]:
         os.rename(target, backup)
         moved = backup
     content = _windows_launcher() if os.name == "nt" else render()
-    tmp = f"{target}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(content)
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, target)
+    files.atomic_write(target, content, mode=0o755)
     resolve.forget(target)
     _compile_package()
     return target, moved
