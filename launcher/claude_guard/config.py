@@ -216,6 +216,9 @@ KEYS: dict[str, Key] = {
     "memory_margin": Key(parse_size, lambda: 256 * 1024 * 1024, "reap until available memory is floor + margin",
                          flags=_REAP),
     "protect": Key(parse_list, lambda: [], "never end these: session ids, names, PIDs, or cwd prefixes", flags=_REAP),
+    "strays": Key(_choice("collateral", "all", "none"), lambda: "collateral",
+                  "strays of ended sessions that reap ends: collateral (leaks), all (also jobs left on purpose), "
+                  "none", flags=_REAP),
     "interval": Key(parse_duration, lambda: 60.0, "reap --watch: seconds between sweeps", flags=_REAP),
     "cooldown": Key(parse_duration, lambda: 15.0, "reap --watch: pause after ending something under memory pressure",
                     flags=_REAP),
@@ -259,6 +262,7 @@ class Settings:
     memory_floor: float  # bytes, or a negative share of total memory (parse_size)
     memory_margin: float
     protect: list[str]
+    strays: str
     interval: float
     cooldown: float
 
