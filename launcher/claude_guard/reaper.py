@@ -3,7 +3,8 @@
 Policies, applied in this order; a session is taken by the first that picks it:
   dead       registry entries whose process is gone are pruned; Claude's stale session files are reported
   orphan     its parent is gone and no live terminal holds it (SDK sessions whose host died included)
-  stray      processes that left a session's tree (own process group, reparented) whose session is gone
+  stray      processes that left a session's tree (own process group, reparented) whose session is gone:
+             the collateral ones (strays.py), or all of them with `strays = "all"`
   duplicate  the newer of two live processes on one session id
   idle       idle at least `idle_after` (awake time; attached sessions only with `reap_attached`)
   over-age   older than `max_age` (off by default)
@@ -13,8 +14,10 @@ Policies, applied in this order; a session is taken by the first that picks it:
 
 Whatever the policy, a session is never ended when: the reaper runs inside it (it is the reaper or one of
 its ancestors, or the reaper is in its tree); it belongs to another user (unless root and --all-users);
-it matches `protect`; its age is unknown or under `min_age`. Processes are only signalled when found to be
-Claude Code or a descendant of one (by tree or by the markers in their environment).
+it matches `protect`; its age is unknown or under `min_age`. These hold for every process a plan would signal:
+a tree holding a session (or PID) that must be kept is kept whole. Processes are only signalled when found to
+be Claude Code or a descendant of one (by tree or by the markers in their environment), and never when their
+real, effective and saved user ids differ (a set-user-id program).
 
 Ending: SIGTERM to the session's whole tree (descendants that left it included), SIGKILL to whatever is
 still there after `grace`. Right before every signal the target is re-checked: same pid and start token,
