@@ -88,15 +88,18 @@ if os.environ.get("SWEEP_GRANDCHILD"):
         code = ("import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', 'import time; "
                 "time.sleep(3600)']); print(p.pid, flush=True)")
     command = " ".join(shlex.quote(a) for a in (sys.executable, "-c", code))
-    tool = f"eval {shlex.quote(command)} < /dev/null && pwd -P >| {rec}/claude-{os.urandom(2).hex()}-cwd"
-    p = subprocess.Popen(["bash", "-c", tool], env=child_env, start_new_session=True,
+    cwd_file = f"{rec}/claude-{os.urandom(2).hex()}-cwd"
+    tool = ["bash", "-c", f"eval {shlex.quote(command)} < /dev/null && pwd -P >| {cwd_file}"]
+    if os.environ["SWEEP_GRANDCHILD"] == "plain":
+        tool = [sys.executable, "-c", code]  # a child in its own session that does not look like a tool shell
+    p = subprocess.Popen(tool, env=child_env, start_new_session=True,
                          stdout=subprocess.PIPE if os.environ["SWEEP_GRANDCHILD"] == "orphaned" else None,
                          stdin=subprocess.DEVNULL)
     kids["child"] = p.pid
     if os.environ["SWEEP_GRANDCHILD"] == "orphaned":
         kids["grandchild"] = int(p.stdout.readline())
         p.wait()
-    else:
+    elif os.environ["SWEEP_GRANDCHILD"] != "plain":
         while "command" not in kids:  # the command the tool shell runs (recorded so a test can clean it up)
             with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
                 found = f.read().split()

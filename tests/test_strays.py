@@ -96,6 +96,23 @@ def test_tool_shell_of_a_dead_session_is_collateral_a_job_it_left_is_kept(box: S
     assert actions(report)[job]["outcome"] == "ended" and not procs.alive(job, job_start)
 
 
+def test_ledger_knows_a_child_of_claude_that_does_not_look_like_a_tool_shell(box: Sandbox) -> None:
+    """The sweep's own record beats the layout: a direct child of claude seen by an earlier sweep is collateral
+    once claude dies, whatever it looks like; the same process never seen so is kept (evidence unclear)."""
+    seen = box.session(env={"SWEEP_GRANDCHILD": "plain", "SWEEP_SESSION": new_id()})
+    child, start = seen.kid("child")
+    assert box.reap("--min-age", "0")["actions"] == []  # notes claude's children
+    unseen = box.session(env={"SWEEP_GRANDCHILD": "plain", "SWEEP_SESSION": new_id()})
+    other, other_start = unseen.kid("child")
+    for s in (seen, unseen):
+        os.kill(s.pid, signal.SIGKILL)
+        wait_for(lambda s=s: not s.alive, 10, "the stand-in to die")
+    report = box.reap("--min-age", "0", "--grace", "5")
+    a = actions(report)[child]
+    assert "collateral" in a["detail"] and "earlier sweep" in a["detail"] and not procs.alive(child, start)
+    assert other not in actions(report) and kept(report)[other]["how"] == "kept" and procs.alive(other, other_start)
+
+
 def test_strays_setting_in_the_config_file(box: Sandbox) -> None:
     s = box.session(env={"SWEEP_GRANDCHILD": "1", "SWEEP_SESSION": new_id()})
     shell, start = s.kid("child")

@@ -167,7 +167,8 @@ def test_detached_jobs_are_kept_listed_and_ended_only_with_strays_all(real: Real
     assert row["end"] == f"kill {server_job[0]}"
     assert rows[sleeper_job[0]]["state"] == "kept"
     text = real.box.cli("ps", "--under", str(real.box.tmp))
-    assert text.returncode == 0 and "kept" in text.stdout and str(server_job[0]) in text.stdout
+    assert text.returncode == 0 and f"end it: kill {server_job[0]}" in text.stdout
+    assert f"claude --resume {row['session_id']}" in text.stdout and str(row["ports"][0]) in text.stdout
 
     # With the all-strays setting they are ended.
     report = real.reap("--strays", "all")
