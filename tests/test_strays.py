@@ -271,6 +271,7 @@ def _launch_detached(box: Sandbox, program: str, env: dict[str, str]) -> tuple[i
     daemonising service or `nohup ... &` from a shell that exits give)."""
     launcher = ("import os, sys, time\n"
                 "if os.fork(): os._exit(0)\n"
+                "os.setsid()\n"  # as `setsid -f` does: it leads its own session
                 "while os.getppid() != 1: time.sleep(0.01)\n"
                 "os.chdir(sys.argv[1]); os.execve(sys.argv[2], sys.argv[2:], dict(os.environ))\n")
     p = subprocess.Popen([sys.executable, "-c", launcher, str(box.tmp), program], env=env, start_new_session=True,

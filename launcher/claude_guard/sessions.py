@@ -24,6 +24,7 @@ States (one per session, the first that applies, in this order):
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -35,7 +36,7 @@ from .proc import GONE_STATES, Backend, Proc, same_user
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
     from .config import Settings
@@ -257,7 +258,7 @@ def collect(settings: Settings, *, registry: RegistryData | None = None, ledger:
     for s in sessions:
         sample = seen.get(f"{s.pid}:{s.start}")
         parent, stale_parent = _describe(s, table, nested, now, backend)
-        _judge_orphan(s, parent, sample, stale_parent)
+        _judge_orphan(s, parent, sample, stale_parent, functools.partial(_born_in_a_dead_session, s, backend))
         _judge_idle(s, settings, sample, sleep, offset, now, awake)
         s.over_age = bool(settings.max_age) and s.age is not None and s.age >= settings.max_age
 
@@ -434,17 +435,27 @@ def _read_registry(settings: Settings) -> RegistryData:
     return Registry(settings.registry_dir()).peek()
 
 
+def _born_in_a_dead_session(s: Session, backend: Backend) -> bool:
+    """It runs in a kernel session it does not lead, whose leader is gone: whoever started it (a login shell,
+    a host that called setsid) has died since."""
+    group = backend.session(s.pid)
+    sid = group[1] if group else 0
+    return sid > 1 and sid != s.pid and backend.ppid(sid) is None
+
+
 def _judge_orphan(s: Session, parent: Proc | None, seen: Sample | None,
-                  stale_parent: bool = False) -> None:
+                  stale_parent: bool = False, born_in_a_dead_session: Callable[[], bool] | None = None) -> None:
     """Orphan: the parent it was started by is gone, and no live terminal holds it. `stale_parent`: its
     parent PID no longer names its parent (Windows, see Portable.parent_gone)."""
     row = s.row
     why = ""
     expected = (s.entry.get("guard_pid") or s.entry.get("ppid")) if s.entry else None
     first = seen.get("ppid") if seen else None
-    if row.ppid == 1 and (expected == 1 or (expected is None and first in (None, 1))):
-        # Launched with parent 1 (registered so), or first seen there with no earlier parent on record: the
-        # same rule guarded or not. Nothing it depended on went away (docs/sweep.md, "Detached at launch").
+    if row.ppid == 1 and (expected == 1 or (expected is None and first in (None, 1) and not (
+            born_in_a_dead_session and born_in_a_dead_session()))):
+        # Launched with parent 1 (registered so), or first seen there with no earlier parent on record and
+        # nothing else saying it was adopted: the same rule guarded or not. Nothing it depended on went away
+        # (docs/sweep.md, "Detached at launch").
         s.detached = True
         return
     if isinstance(expected, int) and expected > 1 and row.ppid != expected:
