@@ -836,6 +836,12 @@ def proc_start(pid: int) -> str:
     return stat[stat.rindex(")") + 2 :].split()[22 - 3]
 
 
+# Run after setsid(): make stdin (the pty's slave) the new session's controlling terminal, then become the command.
+_ACQUIRE_CTTY = (
+    "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); os.execvp(sys.argv[1], sys.argv[1:])"
+)
+
+
 @dataclass(frozen=True)
 class _Dialog:
     name: str
@@ -871,8 +877,12 @@ class InteractiveClaude:
         cols: int = 120,
         rows: int = 40,
         answer_dialogs: bool = True,
+        controlling_tty: bool = False,
     ) -> None:
         self.command = list(command)
+        # A terminal emulator or tmux makes the pty the session's controlling terminal (children then share
+        # it); without, the CLI has the pty as stdin/stdout/stderr but no controlling terminal (tty_nr 0).
+        self.controlling_tty = controlling_tty
         self.env = dict(env)
         self.cwd = Path(cwd)
         self.home = Path(self.env["HOME"])
@@ -899,8 +909,13 @@ class InteractiveClaude:
         try:
             # Set the size before the CLI starts: it lays out its first frame from it.
             fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", self.rows, self.cols, 0, 0))
+            command = self.command
+            if self.controlling_tty:
+                # Through an exec (same PID), not preexec_fn: forking a process with threads (the fake API's)
+                # and running Python code in the child can deadlock.
+                command = [sys.executable, "-I", "-S", "-c", _ACQUIRE_CTTY, *command]
             self.proc = subprocess.Popen(
-                self.command,
+                command,
                 stdin=slave,
                 stdout=slave,
                 stderr=slave,

@@ -432,3 +432,22 @@ def test_interactive_session_runs_a_scripted_tool_call(
         assert "background" in run.result(0).text
         entries = transcript_entries(session.transcript_path)
         assert any(e.get("type") == "assistant" and "job started" in json.dumps(e) for e in entries)
+
+
+def _tty_nr(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[4])
+
+
+@pytest.mark.realclaude
+@pytest.mark.parametrize("controlling_tty", [False, True])
+def test_interactive_session_with_or_without_a_controlling_terminal(
+    api: FakeAnthropic, tmp_path: Path, project: Path, controlling_tty: bool
+) -> None:
+    claude = require_real_claude()
+    env = offline_env(tmp_path / "home", api.url, trust=[project])
+    with InteractiveClaude([claude], env=env, cwd=project, controlling_tty=controlling_tty) as session:
+        session.wait_ready(timeout=60)
+        assert session.claude_pid == session.pid  # the helper that takes the terminal execs: same PID
+        assert os.getsid(session.pid) == session.pid
+        assert (_tty_nr(session.pid) != 0) is controlling_tty

@@ -11,6 +11,7 @@ import os
 import sys
 
 from . import paths
+from .environ import MARKERS
 from .errors import ExitCode, GuardError
 
 # The hot path must not import typing, re or dataclasses (each costs about a bare interpreter start).
@@ -134,26 +135,8 @@ def _default_max_sessions() -> int:
     return max(2, int(total // 2 // (300 * 1024 * 1024)))
 
 
-# The markers a running session plants in its children's environment (see shared notes: real-claude.md).
-# An entry ending in `*` is a prefix. Configuration variables (CLAUDE_CODE_USE_BEDROCK,
-# CLAUDE_CODE_OAUTH_TOKEN, ...) are deliberately not here.
-DEFAULT_STRIP = [
-    "CLAUDECODE",
-    "CLAUDECODE_*",
-    "CLAUDE_CODE_SESSION_ID",
-    "CLAUDE_CODE_ENTRYPOINT",
-    "CLAUDE_PROJECT_DIR",
-    "CLAUDE_CODE_MESSAGING_SOCKET",
-    "CLAUDE_CODE_MESSAGING_SOCKET_TOKEN",
-    "CLAUDE_CODE_CHILD_NOTES_DIR",
-    "CLAUDE_CODE_LAUNCHED_BY_SESSION_IDS",
-    "CLAUDE_CODE_CHILD_SESSION",
-    "CLAUDE_CODE_SESSION_ATTENDED",
-    "CLAUDE_CODE_EXECPATH",
-    "CLAUDE_PID",
-    "CLAUDE_EFFORT",
-    "AI_AGENT",
-]
+# The markers a running session plants in its children's environment: environ.MARKERS, derived from a real session.
+DEFAULT_STRIP = list(MARKERS)
 
 
 class Key:
