@@ -109,10 +109,10 @@ def test_colour_on_a_terminal_unless_no_color(box: Sandbox) -> None:
 
 
 def test_footer_counts_strays_and_dead_entries(box: Sandbox) -> None:
-    s = box.session(env={"SWEEP_GRANDCHILD": "1"})
+    s = box.session(env={"SWEEP_GRANDCHILD": "1", "SWEEP_STATUS": "busy"})  # a session file, left by SIGKILL
     os.kill(s.pid, signal.SIGKILL)
     wait_for(lambda: not s.alive, 10, "the stand-in to die")
     r = box.cli("ps", "--under", str(box.tmp))
     assert "0 sessions" in r.stdout
     assert "1 stray process group leaked by ended sessions" in r.stdout
-    assert "1 registry entries and 0 Claude session files" in r.stdout
+    assert "1 registry entries and 1 Claude session files" in r.stdout

@@ -124,7 +124,7 @@ def test_grandchild_that_left_the_tree_is_found_by_its_environment(box: Sandbox)
 
 @pytest.mark.parametrize("guarded", [True, False], ids=["cookie", "claude-markers"])
 def test_stray_of_a_dead_session_is_ended(box: Sandbox, guarded: bool) -> None:
-    s = box.session(env={"SWEEP_GRANDCHILD": "1", "SWEEP_SESSION": new_id()}, guarded=guarded)
+    s = box.session(env={"SWEEP_GRANDCHILD": "1", "SWEEP_SESSION": new_id(), "SWEEP_STATUS": "busy"}, guarded=guarded)
     child, start = s.kid("child")
     os.kill(s.pid, signal.SIGKILL)  # claude dies without cleaning up; its Bash-tool child stays
     wait_for(lambda: not s.alive, 10, "the stand-in to die")

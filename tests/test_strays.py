@@ -66,7 +66,7 @@ def spawn_in(box: Sandbox, env: dict[str, str], *argv: str, cwd: Path | None = N
 def test_tool_shell_of_a_dead_session_is_collateral_a_job_it_left_is_kept(box: Sandbox) -> None:
     """The stand-in twin of the real-CLI tests: SIGKILLed claude, its tool shell still running (collateral),
     and a job that left the tree while claude was alive (kept)."""
-    s = box.session(env={"SWEEP_GRANDCHILD": "1", "SWEEP_SESSION": new_id()})
+    s = box.session(env={"SWEEP_GRANDCHILD": "1", "SWEEP_SESSION": new_id(), "SWEEP_STATUS": "busy"})
     left = box.session(env={"SWEEP_GRANDCHILD": "orphaned", "SWEEP_SESSION": new_id()})
     shell, shell_start = s.kid("child")
     job, job_start = left.kid("grandchild")
@@ -99,10 +99,10 @@ def test_tool_shell_of_a_dead_session_is_collateral_a_job_it_left_is_kept(box: S
 def test_ledger_knows_a_child_of_claude_that_does_not_look_like_a_tool_shell(box: Sandbox) -> None:
     """The sweep's own record beats the layout: a direct child of claude seen by an earlier sweep is collateral
     once claude dies, whatever it looks like; the same process never seen so is kept (evidence unclear)."""
-    seen = box.session(env={"SWEEP_GRANDCHILD": "plain", "SWEEP_SESSION": new_id()})
+    seen = box.session(env={"SWEEP_GRANDCHILD": "plain", "SWEEP_SESSION": new_id(), "SWEEP_STATUS": "busy"})
     child, start = seen.kid("child")
     assert box.reap("--min-age", "0")["actions"] == []  # notes claude's children
-    unseen = box.session(env={"SWEEP_GRANDCHILD": "plain", "SWEEP_SESSION": new_id()})
+    unseen = box.session(env={"SWEEP_GRANDCHILD": "plain", "SWEEP_SESSION": new_id(), "SWEEP_STATUS": "busy"})
     other, other_start = unseen.kid("child")
     for s in (seen, unseen):
         os.kill(s.pid, signal.SIGKILL)
@@ -113,8 +113,21 @@ def test_ledger_knows_a_child_of_claude_that_does_not_look_like_a_tool_shell(box
     assert other not in actions(report) and kept(report)[other]["how"] == "kept" and procs.alive(other, other_start)
 
 
+def test_tool_call_left_by_a_normal_end_is_kept(box: Sandbox) -> None:
+    """"Move to background and exit": claude exits normally (its session file removed) and leaves a tool call
+    running on purpose. Only a claude that died without cleaning up leaves collateral tool calls."""
+    s = box.session(env={"SWEEP_GRANDCHILD": "1", "SWEEP_SESSION": new_id(), "SWEEP_STATUS": "busy"})
+    shell, start = s.kid("child")
+    os.kill(s.pid, signal.SIGKILL)
+    wait_for(lambda: not s.alive, 10, "the stand-in to die")
+    (box.claude_dir / "sessions" / f"{s.pid}.json").unlink()  # as a normal exit does
+    report = box.reap("--min-age", "0", "--grace", "5")
+    assert shell not in actions(report) and procs.alive(shell, start)
+    assert "ended normally" in kept(report)[shell]["why"]
+
+
 def test_strays_setting_in_the_config_file(box: Sandbox) -> None:
-    s = box.session(env={"SWEEP_GRANDCHILD": "1", "SWEEP_SESSION": new_id()})
+    s = box.session(env={"SWEEP_GRANDCHILD": "1", "SWEEP_SESSION": new_id(), "SWEEP_STATUS": "busy"})
     shell, start = s.kid("child")
     os.kill(s.pid, signal.SIGKILL)
     wait_for(lambda: not s.alive, 10, "the stand-in to die")

@@ -253,6 +253,7 @@ def collect(settings: Settings, *, registry: RegistryData | None = None, ledger:
     sessions = _claude_processes(table, backend)
     dead = _match_registry(data, sessions, table, backend)
     stale = _match_files(sessions, table, me, backend)
+    left = stale  # every file left behind, before --under narrows what is reported
     nested = {s.pid for s in sessions}
     offset = clock.asleep_total()
     for s in sessions:
@@ -275,7 +276,7 @@ def collect(settings: Settings, *, registry: RegistryData | None = None, ledger:
 
     known = {e.get("cookie") for e in data["sessions"]} - {None, ""}
     lost = _strays(table, every, backend, me if not all_users else None, my_name if not all_users else None,
-                   known=known, seen=ledger["strays"] if ledger else {}, now=now) if strays else []
+                   known=known, seen=ledger["strays"] if ledger else {}, now=now, left=left) if strays else []
     if under is not None:
         lost = [st for st in lost if within(st.cwd, scope)]
     return View(table, sessions, lost, dead, stale, now, awake, backend)
@@ -504,11 +505,12 @@ def _judge_idle(s: Session, settings: Settings, seen: Sample | None, sleep: list
 
 def _strays(table: Table, sessions: list[Session], backend: Backend, uid: int | None,
             user: str | None = None, *, known: set[str] | None = None, seen: Mapping[str, StraySeen] | None = None,
-            now: float | None = None) -> list[Stray]:
+            now: float | None = None, left: list[ClaudeFile] | None = None) -> list[Stray]:
     """Processes outside every live session's tree that carry a session's markers, grouped by the topmost
     one of each chain (its descendants go with it), each with the live session it came from, if any, and
     judged collateral or kept (strays.py). `known`: every cookie the registry holds (live or dead); `seen`:
-    the ledger's record of strays from earlier sweeps."""
+    the ledger's record of strays from earlier sweeps; `left`: Claude's session files whose process is gone
+    (a claude that died without cleaning up leaves its file behind)."""
     in_tree: set[int] = set()
     for s in sessions:
         in_tree.add(s.pid)
@@ -546,9 +548,27 @@ def _strays(table: Table, sessions: list[Session], backend: Backend, uid: int | 
                                                       f"{stray.owner.pid}) was alive; that session still runs")
         else:
             stray.how, stray.why = stray_rules.judge(stray.row, stray.env, backend, table.rows,
-                                                     (seen or {}).get(f"{stray.pid}:{stray.start}"))
+                                                     (seen or {}).get(f"{stray.pid}:{stray.start}"),
+                                                     _crashed(stray, left or [], table, backend))
         out.append(stray)
     return out
+
+
+def _crashed(stray: Stray, left: list[ClaudeFile], table: Table, backend: Backend) -> bool:
+    """The claude a stray came from died without cleaning up: its own session file is still there (Claude
+    removes it on every normal exit). The file is found by the stray's CLAUDE_PID, else by its session id, in
+    the folders already read, or in the stray's own CLAUDE_CONFIG_DIR; it must be older than the stray."""
+    files = list(left)
+    folder = stray.env.get("CLAUDE_CONFIG_DIR")
+    if folder:
+        for found in claudefiles.read([os.path.join(folder, "sessions")]):
+            writer = table.rows.get(found.pid)
+            if writer is None or writer.state in GONE_STATES or not found.matches(writer, backend):
+                files.append(found)
+    pid, sid = stray.env.get("CLAUDE_PID", ""), stray.env.get("CLAUDE_CODE_SESSION_ID")
+    born = stray.row.created + 1.0
+    return any((f.pid == int(pid) if pid.isdigit() else bool(sid) and f.session_id == sid)
+               and (f.started_at is None or f.started_at <= born) for f in files)
 
 
 def _owner(stray: Stray, by_cookie: Mapping[str, Session], by_pid: Mapping[int, Session],

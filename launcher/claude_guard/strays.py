@@ -6,8 +6,9 @@ collateral or kept", has the tables and the reasons):
 
 - a Bash tool call runs in a *tool shell*, a child of claude that leads its own session and process group
   and runs `<shell> -c "... eval '<command>' < /dev/null && pwd -P >| <tmp>/claude-<hex>-cwd"`; claude ends
-  it (and its group) when it exits normally, so a tool shell still running under a dead session is
-  collateral of a crash;
+  it (and its group) when it exits normally, unless the user moves it to the background ("Move to background
+  and exit"), so a tool shell still running under a claude that died without cleaning up (its session file
+  left behind) is collateral of a crash, and one left by a normal exit was kept;
 - claude's own helpers (MCP servers, their wrappers) carry the session id but no `CLAUDE_PID`, and stay in
   claude's session: collateral too;
 - anything else left the tool shell's session (`setsid`) or outlived its tool shell (`&`, `nohup`, a daemon)
@@ -51,25 +52,27 @@ def is_tool_shell(argv: list[str]) -> bool:
 
 
 def judge(row: Proc, env: Mapping[str, str], backend: Backend, rows: Mapping[int, Proc],
-          seen: Mapping[str, Any] | None) -> tuple[str, str]:
+          seen: Mapping[str, Any] | None, crashed: bool) -> tuple[str, str]:
     """(how, why) for a stray whose session is gone. `rows` is the pass's process table, `seen` what the
-    ledger holds for this very process (pid and start) from earlier sweeps."""
-    if seen:
-        if seen.get("left"):
-            return KEPT, "left its session's tree while the session was alive (seen by an earlier sweep)"
-        if seen.get("child_of"):
-            return COLLATERAL, (f"collateral: was a child of claude (PID {seen['child_of']}) when an earlier sweep "
-                                "saw it, and outlived it")
+    ledger holds for this very process (pid and start) from earlier sweeps, `crashed` whether its claude
+    died without cleaning up (Claude's own session file of that process is still there)."""
+    if seen and seen.get("left"):
+        return KEPT, "left its session's tree while the session was alive (seen by an earlier sweep)"
+    child = seen.get("child_of") if seen else None
     group = backend.session(row.pid)
     sid = group[1] if group else -1
     leads = sid == row.pid
-    if not env.get("CLAUDE_PID") and not leads:
+    if not env.get("CLAUDE_PID") and (not leads or child):
         return COLLATERAL, "collateral: one of claude's own helpers (an MCP server or its wrapper), left running"
-    if leads and is_tool_shell(row.cmdline):
-        return COLLATERAL, "collateral: a Bash tool call still running when its session ended"
     leader = rows.get(sid) if sid > 0 and not leads else None
-    if leader is not None and leader.state not in ("Z", "X") and is_tool_shell(leader.cmdline):
-        return COLLATERAL, f"collateral: part of a Bash tool call (tool shell PID {sid}) still running"
+    if child or (leads and is_tool_shell(row.cmdline)) or (
+            leader is not None and leader.state not in ("Z", "X") and is_tool_shell(leader.cmdline)):
+        what = f"a child of claude (PID {child}) seen by an earlier sweep" if child else "a Bash tool call"
+        if crashed:
+            return COLLATERAL, (f"collateral: {what}, still running when its claude died without cleaning up "
+                                "(its session file is left behind)")
+        # Claude ends its tool calls when it exits normally, unless the user moved them to the background.
+        return KEPT, f"{what} that its session left running when it ended normally"
     how = "detached: started its own session" if leads else (
         f"detached: outlived the tool shell that started it (PID {sid}, gone)" if sid > 0 else "detached")
     if backend.ignores_hangup(row.pid):
