@@ -233,7 +233,7 @@ class Rules:
         return self.cookie is None and self.session_id is not None and s.session_id == self.session_id
 
     def setuid(self, pid: int) -> bool:
-        """A set-user-id (or set-group-less) process: real, effective and saved user ids differ. It may have
+        """A set-user-id process: its real, effective and saved user ids differ. It may have
         inherited a user's markers while running as someone else: never signalled."""
         ids = self.backend.ids(pid)
         return ids is not None and len(set(ids)) > 1
