@@ -262,15 +262,6 @@ def test_memory_pressure_ends_the_largest_idle_trees_first(box: Sandbox, tmp_pat
     assert small.alive and busy.alive
 
 
-def test_duplicate_keeps_the_older(box: Sandbox) -> None:
-    sid = new_id()
-    older = box.session("--resume", sid, guarded=False)
-    newer = box.session("--resume", sid, guarded=False)
-    report = box.reap("--dry-run", "--min-age", "0")
-    assert [(a["pid"], a["reason"]) for a in report["actions"]] == [(newer.pid, "duplicate")]
-    assert str(older.pid) in report["actions"][0]["detail"]
-
-
 def test_min_age_and_protect_keep_sessions(box: Sandbox) -> None:
     young = box.session()
     kept = box.session(env={"SWEEP_STATUS": "idle", "SWEEP_SESSION": new_id(), "SWEEP_NAME": "precious"})

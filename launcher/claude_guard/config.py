@@ -189,7 +189,7 @@ KEYS: dict[str, Key] = {
     "idle_cpu": Key(lambda v: float(parse_duration(v)), lambda: 1.0,
                     "without Claude's own status: idle means CPU below this percent over cpu_window", flags=_REAP),
     "cpu_window": Key(parse_duration, lambda: 300.0, "the window over which idle CPU is judged", flags=_REAP),
-    "reap_attached": Key(parse_bool, lambda: False, "also reap idle sessions attached to a live terminal",
+    "reap_attached": Key(parse_bool, lambda: False, "also reap idle and duplicate sessions attached to a live terminal",
                          flags=_REAP),
     "grace": Key(parse_duration, lambda: 10.0, "SIGTERM, then SIGKILL after this long", flags=_REAP),
     "min_age": Key(parse_duration, lambda: 60.0, "never end a session younger than this", flags=_REAP),

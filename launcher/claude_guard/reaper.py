@@ -5,7 +5,8 @@ Policies, applied in this order; a session is taken by the first that picks it:
   orphan     its parent is gone and no live terminal holds it (SDK sessions whose host died included)
   stray      processes that left a session's tree (own process group, reparented) whose session is gone:
              the collateral ones (strays.py), or all of them with `strays = "all"`
-  duplicate  the newer of two live processes on one session id
+  duplicate  the copies of a session (one id, one user) other than the one in use (attached ones only
+             with `reap_attached`)
   idle       idle at least `idle_after` (awake time; attached sessions only with `reap_attached`)
   over-age   older than `max_age` (off by default)
   over-cap   more live sessions than `max_sessions`: idle ones, longest idle first, down to the cap
@@ -376,7 +377,9 @@ def plan(view: View, settings: Settings, *, all_users: bool = False, force: bool
     if "duplicate" in wanted:
         for s in live:
             if s.duplicate_of:
-                take(s, "duplicate", f"session {s.session_id} is also open in older PID {s.duplicate_of}")
+                # An attached copy is someone's terminal: kept unless reap_attached, as for idle.
+                take(s, "duplicate", f"session {s.session_id} is also open in PID {s.duplicate_of}, which is kept: "
+                                     f"{s.duplicate_why}", attached_matters=True)
     idle_after = settings.idle_after
     if "idle" in wanted and idle_after > 0:
         for s in live:
@@ -539,16 +542,21 @@ def resume_command(session_id: str | None, cwd: str | None, base: str | None) ->
     transcripts = os.path.join(glob.escape(os.path.join(base, "projects")), "*", f"{glob.escape(session_id)}.jsonl")
     if not glob.glob(transcripts):
         return None
-    command = f"claude --resume {session_id}"
-    if not cwd:
-        return command
-    if os.name == "nt":
-        # pushd changes the drive too, in cmd.exe and in PowerShell (where `cd /d` fails); a Windows path
-        # cannot hold a double quote. `&&` needs PowerShell 7 (or cmd.exe).
-        return f'pushd "{cwd}" && {command}'
     import shlex
 
-    return f"cd {shlex.quote(cwd)} && {command}"
+    if os.name == "nt":
+        # cmd.exe and PowerShell 7 both take a double-quoted word literally except for `"` (ends it), `%`
+        # (cmd.exe expands it) and `$` and backquote (PowerShell expands them): a part holding one of those
+        # cannot be quoted for both, so no hint is given rather than one that would run something else.
+        # pushd changes the drive too (where `cd /d` fails in PowerShell); `&&` needs PowerShell 7 or cmd.exe.
+        parts = [session_id, *([cwd] if cwd else [])]
+        if any(c in part for part in parts for c in '"%$`'):
+            return None
+        command = f'claude --resume "{session_id}"'
+        return f'pushd "{cwd}" && {command}' if cwd else command
+    # Every part is quoted: the id comes from a file or a command line someone else may have written.
+    command = f"claude --resume {shlex.quote(session_id)}"
+    return f"cd {shlex.quote(cwd)} && {command}" if cwd else command
 
 
 def audit(out: Plan) -> None:

@@ -15,7 +15,7 @@ properties of the backend (proc/portable.py), asked through `backend.windows` an
 
 States (one per session, the first that applies, in this order):
   orphan     its parent is gone (reparented) and it has no live terminal
-  duplicate  another live process holds the same session id and started earlier
+  duplicate  another live process of the same user holds the same session id and is the copy in use
   over-age   older than `max_age` (only when max_age is set)
   idle       Claude says idle or waiting; without a status, CPU stayed under `idle_cpu` over `cpu_window`
   unguarded  started around the guard (not in the registry), otherwise fine
@@ -24,7 +24,6 @@ States (one per session, the first that applies, in this order):
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import time
@@ -36,7 +35,7 @@ from .proc import GONE_STATES, Backend, Proc, same_user
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Iterable, Mapping
     from typing import Any
 
     from .config import Settings
@@ -44,6 +43,7 @@ if TYPE_CHECKING:
 
 STATES = ("orphan", "duplicate", "over-age", "idle", "unguarded", "active")
 IDLE_STATUSES = frozenset({"idle", "waiting"})  # Claude's own statuses that mean "nothing running"
+BUSY_STATUSES = frozenset({"busy", "shell"})  # ... and that mean "working right now"
 # Markers a session's descendants carry in their environment (the guard's cookie, and Claude's own).
 MARKERS = (environ.COOKIE, "CLAUDE_CODE_SESSION_ID", "CLAUDE_PID")
 # What the sweep reads of a process's environment: the markers, and where its Claude keeps its files.
@@ -51,8 +51,6 @@ WANTED_ENV = (*MARKERS, "CLAUDE_CONFIG_DIR")
 # What `ps --json` notes for a detached session (docs/sweep.md, "Detached at launch").
 DETACHED = ("detached: its parent was PID 1 from its launch (its launcher had exited, or a service started it); "
             "nothing it depended on went away, so it is not an orphan")
-# Parents that a process is handed to when its own parent dies (init, and the usual subreapers).
-ADOPTERS = frozenset({"systemd", "init", "launchd", "tini", "dumb-init", "catatonit"})
 
 
 class Table:
@@ -121,7 +119,8 @@ class Session:
         self.orphan = False
         self.orphan_why = ""
         self.detached = False  # launched with parent 1 (see _judge_orphan): not an orphan
-        self.duplicate_of: int | None = None
+        self.duplicate_of: int | None = None  # the copy of the same session that is kept
+        self.duplicate_why = ""
         self.over_age = False
         self.cookie: str | None = None
         self.state = "active"
@@ -259,7 +258,7 @@ def collect(settings: Settings, *, registry: RegistryData | None = None, ledger:
     for s in sessions:
         sample = seen.get(f"{s.pid}:{s.start}")
         parent, stale_parent = _describe(s, table, nested, now, backend)
-        _judge_orphan(s, parent, sample, stale_parent, functools.partial(_born_in_a_dead_session, s, backend))
+        _judge_orphan(s, parent, sample, stale_parent, table=table, backend=backend)
         _judge_idle(s, settings, sample, sleep, offset, now, awake)
         s.over_age = bool(settings.max_age) and s.age is not None and s.age >= settings.max_age
 
@@ -269,7 +268,7 @@ def collect(settings: Settings, *, registry: RegistryData | None = None, ledger:
         scope = [os.path.realpath(os.path.expanduser(d)) for d in under]
         sessions = [s for s in sessions if within(s.cwd, scope)]
         stale = [f for f in stale if not f.cwd or within(f.cwd, scope)]  # another project's leftovers: not here
-    _judge_duplicates(sessions)
+    _judge_duplicates(sessions, backend)
     for s in sessions:
         s.state = ("orphan" if s.orphan else "duplicate" if s.duplicate_of else "over-age" if s.over_age
                    else "idle" if s.is_idle else "unguarded" if not s.guarded else "active")
@@ -326,6 +325,8 @@ def _match_files(sessions: list[Session], table: Table, me: int | None, backend:
     def match(folders: list[str]) -> None:
         for found in claudefiles.read(folders):
             writer = table.rows.get(found.pid)
+            if writer is not None and not found.belongs_to(writer):
+                continue  # planted by someone else (a user's folder naming another user's process): no file
             if writer is None or writer.state in GONE_STATES or not found.matches(writer, backend):
                 stale.append(found)  # its process is gone (killed before it could remove the file)
             elif found.pid in by_pid:
@@ -374,17 +375,59 @@ def _describe(s: Session, table: Table, nested: set[int], now: float, backend: B
     return parent, stale_parent
 
 
-def _judge_duplicates(sessions: list[Session]) -> None:
-    """Stage 5: of the live processes on one session id, each but the oldest is a duplicate."""
-    holders: dict[str, list[Session]] = {}
+def _judge_duplicates(sessions: list[Session], backend: Backend) -> None:
+    """Stage 5: of the live processes of one user on one session id, the copy in use is kept and every
+    other is a duplicate of it.
+
+    Only processes of one owner are compared: session ids are readable by anyone in /proc/<pid>/cmdline,
+    so another user's process naming your session says nothing about yours. The copy kept is the one a
+    person is using, never the older by age alone: attached to a live terminal first, then the most recently
+    active (Claude's status says busy now, else the latest of its status change and its transcript's last
+    write), and only when nothing tells them apart the newer, as the launch's takeover keeps the newest.
+    """
+    holders: dict[tuple[object, str], list[Session]] = {}
     for s in sessions:
         if s.session_id:
-            holders.setdefault(s.session_id, []).append(s)
+            owner: object = (s.row.user or "").casefold() if backend.windows else s.row.uid
+            holders.setdefault((owner, s.session_id), []).append(s)
     for group in holders.values():
-        if len(group) > 1:
-            group.sort(key=lambda x: (x.row.created, x.pid))
-            for later in group[1:]:
-                later.duplicate_of = group[0].pid
+        if len(group) < 2:
+            continue
+        ranked = sorted(group, key=_in_use, reverse=True)
+        keep = ranked[0]
+        for s in ranked[1:]:
+            s.duplicate_of = keep.pid
+            if keep.attached and not s.attached:
+                s.duplicate_why = f"attached to {keep.terminal}; this copy has no live terminal"
+            elif _in_use(keep)[1] > _in_use(s)[1]:
+                s.duplicate_why = "active more recently (Claude's status and transcript)"
+            else:
+                s.duplicate_why = "the newer copy (nothing else tells them apart; takeover keeps the newest too)"
+
+
+def _in_use(s: Session) -> tuple[bool, float, float, int]:
+    """How much a copy of a session is in use, for `_judge_duplicates` (greater: more)."""
+    if s.status in BUSY_STATUSES:
+        active = float("inf")
+    else:
+        status_at = (s.file.status_at if s.file else None) or 0.0
+        active = max(status_at, _transcript_written(s))
+    return (s.attached, active, s.row.created, s.pid)
+
+
+def _transcript_written(s: Session) -> float:
+    """When this copy's transcript was last written (Claude keeps one per folder and session id:
+    `<claude dir>/projects/<cwd, every character outside [A-Za-z0-9] as '-'>/<id>.jsonl`); 0 when unknown."""
+    if not s.cwd or not s.session_id:
+        return 0.0
+    folder = "".join(c if c.isascii() and c.isalnum() else "-" for c in s.cwd)
+    if len(folder) > 200:
+        return 0.0  # Claude shortens such names with a hash of its own
+    base = os.path.dirname(os.path.dirname(s.file.path)) if s.file else paths.claude_dir()
+    try:
+        return os.stat(os.path.join(base, "projects", folder, s.session_id + ".jsonl")).st_mtime
+    except (OSError, ValueError):
+        return 0.0
 
 
 def within(folder: str | None, scope: Iterable[str]) -> bool:
@@ -436,45 +479,67 @@ def _read_registry(settings: Settings) -> RegistryData:
     return Registry(settings.registry_dir()).peek()
 
 
-def _born_in_a_dead_session(s: Session, backend: Backend) -> bool:
-    """It runs in a kernel session it does not lead, whose leader is gone: whoever started it (a login shell,
-    a host that called setsid) has died since."""
-    group = backend.session(s.pid)
-    sid = group[1] if group else 0
-    return sid > 1 and sid != s.pid and backend.ppid(sid) is None
+def _judge_orphan(s: Session, parent: Proc | None, seen: Sample | None, stale_parent: bool = False, *,
+                  table: Table | None = None, backend: Backend | None = None) -> None:
+    """Orphan: the parent it was started by is gone (it was adopted), and no live terminal holds it.
+    `stale_parent`: its parent PID no longer names its parent (Windows, see Portable.parent_gone).
 
-
-def _judge_orphan(s: Session, parent: Proc | None, seen: Sample | None,
-                  stale_parent: bool = False, born_in_a_dead_session: Callable[[], bool] | None = None) -> None:
-    """Orphan: the parent it was started by is gone, and no live terminal holds it. `stale_parent`: its
-    parent PID no longer names its parent (Windows, see Portable.parent_gone)."""
+    Adoption is judged by evidence that the parent changed, never by the parent's name: tini, systemd
+    (`systemd-run --user`) or a container's init may well have started a session themselves. Evidence:
+    the parent recorded at launch (registry) or seen by an earlier sweep (ledger) is not its parent now; its
+    parent started after it (no process is older than its child: this one took it over); or it was born in
+    a session whose leader has exited and that is neither its own nor its parent's (a child starts in its
+    parent's session unless it makes its own, so it has another parent now: the shell of a closed terminal
+    or a service that died left it behind).
+    """
     row = s.row
     why = ""
     expected = (s.entry.get("guard_pid") or s.entry.get("ppid")) if s.entry else None
-    first = seen.get("ppid") if seen else None
-    if row.ppid == 1 and (expected == 1 or (expected is None and first in (None, 1) and not (
-            born_in_a_dead_session and born_in_a_dead_session()))):
-        # Launched with parent 1 (registered so), or first seen there with no earlier parent on record and
-        # nothing else saying it was adopted: the same rule guarded or not. Nothing it depended on went away
-        # (docs/sweep.md, "Detached at launch").
-        s.detached = True
-        return
     if isinstance(expected, int) and expected > 1 and row.ppid != expected:
         why = f"its parent (PID {expected}) is gone"
     elif seen and isinstance(seen.get("ppid"), int) and seen["ppid"] > 1 and seen["ppid"] != row.ppid:
         why = f"its parent (PID {seen['ppid']}) is gone"
-    elif row.ppid <= 1 and expected != row.ppid:
-        why = "reparented to init"
-    elif parent is not None and parent.comm in ADOPTERS and expected != row.ppid:
-        why = f"reparented to {parent.comm} (PID {row.ppid})"
     elif stale_parent:
         why = f"its parent (PID {row.ppid}) is gone"
+    elif expected is None and parent is not None and parent.created > row.created:
+        why = f"adopted by PID {row.ppid} ({parent.comm}), which started after it"
+    elif expected is None and table is not None and backend is not None:
+        leader = _lost_session(row, table, backend)
+        if leader:
+            name = parent.comm if parent is not None else "?"
+            why = f"adopted by PID {row.ppid} ({name}): the session it was started in (led by PID {leader}) has " \
+                  "lost its leader"
+    if not why and row.ppid == 1:
+        # Launched with parent 1 (registered so), or first seen there with no evidence of an earlier parent:
+        # the same rule guarded or not. Nothing it depended on went away (docs/sweep.md, "Detached at launch").
+        s.detached = True
+        return
     if why and s.attached:
         s.orphan_why = why + f", but attached to live terminal {s.terminal}"
         return
     if why:
         s.orphan = True
         s.orphan_why = why + ", no live terminal"
+
+
+def _lost_session(row: Proc, table: Table, backend: Backend) -> int:
+    """The leader's PID of the session `row` was born in, when that session is neither its own nor its
+    parent's and its leader has exited; else 0. (POSIX only: Windows has no sessions.)"""
+    if backend.windows or not hasattr(os, "getsid") or row.ppid <= 0:
+        return 0  # PID 0: started from outside this PID namespace (`docker exec`), never an adoption
+    try:
+        sid = os.getsid(row.pid)
+        parent_sid = os.getsid(row.ppid)
+    except OSError:
+        return 0  # gone, or not ours to ask: no evidence
+    if sid <= 0 or sid in (row.pid, parent_sid):
+        return 0
+    leader = table.rows.get(sid)
+    if leader is not None:
+        return sid if leader.created > row.created else 0  # a newer process has the leader's PID now
+    # Not in the table (another user's, or gone): gone too when that PID now names a newer process.
+    newer = backend.read(sid)
+    return sid if newer is None or newer.created > row.created else 0
 
 
 def _judge_idle(s: Session, settings: Settings, seen: Sample | None, sleep: list[list[float]],

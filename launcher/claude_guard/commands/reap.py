@@ -197,8 +197,10 @@ def _summary(plan: Plan, dry: bool, live: int) -> str:
         return f"nothing to reap ({live} session{'s' if live != 1 else ''} live)"
     sessions = sum(1 for a in plan.actions if a.session)
     strays = len(plan.actions) - sessions
-    what = f"{sessions} session{'s' if sessions != 1 else ''}" + (f" and {strays} stray group"
-                                                                  f"{'s' if strays != 1 else ''}" if strays else "")
+    # Only the kinds there are: "1 stray group", not "0 sessions and 1 stray group".
+    parts = ([f"{sessions} session{'s' if sessions != 1 else ''}"] if sessions else []) \
+        + ([f"{strays} stray group{'s' if strays != 1 else ''}"] if strays else [])
+    what = " and ".join(parts)
     if dry:
         return f"would end {what}, freeing about {human_bytes(plan.freed)}"
     failed = sum(1 for a in plan.actions if a.outcome == "failed")
