@@ -152,6 +152,18 @@ class Census:
         return sorted(found)
 
 
+def _continued(plan: Plan) -> str | None:
+    """The session `claude --continue` will open here (None: a new one, or none to continue)."""
+    from . import claudefiles, paths, transcripts
+
+    background = frozenset(
+        cf.session_id for cf in claudefiles.read([paths.claude_sessions_dir()])
+        if cf.session_id and cf.kind and cf.kind != "interactive" and procs.alive(cf.pid, cf.proc_start))
+    interactive = plan.call.kind in ("interactive", "background")  # Claude's entrypoint "cli", not an SDK's
+    return transcripts.continued_session(paths.claude_dir(), _cwd(), interactive=interactive,
+                                         background_held=background)
+
+
 def _refuse_cap(census: Census, cap: int, waited: float | None, unguarded: bool) -> GuardError:
     pids = sorted(census.pids(unguarded))
     shown = ", ".join(map(str, pids[:8])) + (", ..." if len(pids) > 8 else "")
@@ -162,9 +174,10 @@ def _refuse_cap(census: Census, cap: int, waited: float | None, unguarded: bool)
         ExitCode.REFUSED)
 
 
-def _refuse_duplicate(session_id: str, holders: list[int]) -> GuardError:
+def _refuse_duplicate(session_id: str, holders: list[int], continues: bool = False) -> GuardError:
+    what = "--continue would reopen this folder's latest session, " if continues else ""
     return GuardError(
-        f"refused: session {session_id} is already open in PID {holders[0]}; resuming it twice would "
+        f"refused: {what}session {session_id} is already open in PID {holders[0]}; resuming it twice would "
         f"interleave its transcript. Close that session (or `kill {holders[0]}`), use --fork-session for a "
         "copy, or set on_duplicate = \"takeover\"", ExitCode.REFUSED)
 
@@ -226,6 +239,8 @@ def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = 
     cookie = plan.env.get(environ.COOKIE) or os.urandom(16).hex()
     plan.env[environ.COOKIE] = cookie
     sid = plan.call.session_id
+    if not sid and plan.call.continues:
+        sid = plan.call.session_id = _continued(plan)
     cap = settings.max_sessions
     wait = settings.on_cap == "wait"
     unguarded = settings.count_unguarded
@@ -247,7 +262,7 @@ def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = 
                     continue
                 if holders:
                     registry.log(f"refused duplicate session {sid} held by PIDs {holders}")
-                    raise _refuse_duplicate(sid, holders)
+                    raise _refuse_duplicate(sid, holders, plan.call.continues)
             running = len(census.pids(unguarded))
             position = next((i for i, w in enumerate(data["waiters"]) if w["pid"] == me), None)
             ahead = len(waiters) if position is None else sum(
