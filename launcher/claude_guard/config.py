@@ -181,6 +181,8 @@ KEYS: dict[str, Key] = {
     "strip_env": Key(parse_list, lambda: list(DEFAULT_STRIP), "variables removed before claude starts (* = prefix)",
                      side=_LAUNCH),
     "keep_env": Key(parse_list, lambda: [], "variables never removed, even when strip_env matches them", side=_LAUNCH),
+    "die_with_parent": Key(parse_bool, lambda: True,
+                           "SDK launches (Linux): claude ends when the program that started it dies", side=_LAUNCH),
     "unknown_batch": Key(_choice("refuse", "escape"), lambda: "refuse",
                          "Windows: a claude .cmd that is not npm's shim: refuse, or run it with strict escaping",
                          side=_LAUNCH),
@@ -230,6 +232,7 @@ class Settings:
     keep_markers: bool
     strip_env: list[str]
     keep_env: list[str]
+    die_with_parent: bool
     unknown_batch: str
     # sweep side
     idle_after: float

@@ -301,14 +301,62 @@ def update_pid(registry: Registry, old_pid: int, new_pid: int) -> None:
         registry.save(data)
 
 
-def start(plan: Plan, on_spawn: Callable[[int], None] | None = None, unknown_batch: str = "refuse") -> int:
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent() -> str | None:
+    """Ask the kernel to send this process SIGTERM when the thread that started it exits (Linux only; the
+    request survives exec, so it reaches the real claude). Returns None when it is in force, else why not.
+
+    Why: an SDK host that dies (kill -9, OOM) otherwise leaves its claude child running until the next sweep.
+    Why only for SDK launches: ctypes costs a few milliseconds. The kernel watches the parent *thread*, so the
+    request is made only when that thread is the host's main thread: asyncio starts the Python SDK's CLI from
+    the loop's thread (the main thread under asyncio.run) and Node from its JavaScript thread, but anyio on trio
+    spawns from a worker thread that trio retires after a few idle seconds, which would end a live conversation.
+    macOS has no such request; on Windows the runner's job object ends claude with the guard.
+    """
+    if not sys.platform.startswith("linux"):
+        return "not Linux"
+    import signal
+
+    parent = os.getppid()
+    me = str(os.getpid())
+    try:
+        # CONFIG_PROC_CHILDREN: each thread's own children. No file, no proof: leave it to the sweep.
+        with open(f"/proc/{parent}/task/{parent}/children", "rb") as f:
+            if me.encode() not in f.read().split():
+                return "started from a thread other than its parent's main thread"
+    except OSError:
+        return "cannot tell which thread of its parent started it"
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            return "prctl refused"
+    except (OSError, AttributeError, ImportError):
+        return "no prctl in this C library"
+    if os.getppid() != parent:
+        # The parent died before the request took effect: the kernel will not send the signal now.
+        raise SystemExit(128 + int(signal.SIGTERM))
+    return None
+
+
+def start(plan: Plan, on_spawn: Callable[[int], None] | None = None, unknown_batch: str = "refuse",
+          with_parent: bool = False, log: Callable[[str], None] | None = None) -> int:
     """Run the plan: exec on POSIX (never returns), the wait-and-forward runner on Windows.
+
+    `with_parent`: claude ends when its parent does (die_with_parent; POSIX exec only).
 
     Windows has no exec, and a `.cmd` handed to CreateProcess would put cmd.exe (and its parsing of every
     argument) between the caller and claude: win.launch.plan starts npm's shim target directly instead, and
     refuses (or, with unknown_batch = "escape", strictly escapes) any other batch file.
     """
     if os.name == "posix":
+        if with_parent:
+            why_not = die_with_parent()
+            if why_not and log is not None:
+                log(f"die_with_parent not in force: {why_not}")
         try:
             os.execve(plan.program, plan.command, plan.env)
         except OSError as e:
@@ -372,4 +420,5 @@ def run_guarded(program: str | None, prefix: list[str], args: list[str], *, self
             update_pid(reg, os.getpid(), child)
 
     sys.stdout.flush()
-    return start(plan, on_spawn, settings.unknown_batch)
+    with_parent = settings.die_with_parent and plan.call.kind == "sdk"
+    return start(plan, on_spawn, settings.unknown_batch, with_parent, reg.log if reg is not None else None)
