@@ -385,12 +385,23 @@ def run_guarded(program: str | None, prefix: list[str], args: list[str], *, self
     say = warn or output.message
     env = os.environ if env is None else env
     if settings is None:
-        settings = config.load(env, overrides)
+        settings = config.load(env, overrides, lenient=True)
     if program is None:
         program = resolve.find_real_claude(settings.real_claude, env.get("PATH"), self_path)
     plan = prepare(program, prefix, args, env, settings)
     registry: Registry | None = None
-    if plan.call.session:
+    guarded = plan.call.session
+    if settings.problems and plan.call.session:
+        # The guard's own input is wrong: claude still starts (unguarded: no cap, no duplicate rule, nothing
+        # registered), with one line saying what to fix; `strict` (if it could be read) keeps it from starting.
+        more = f" (and {len(settings.problems) - 1} more)" if len(settings.problems) > 1 else ""
+        if settings.strict:
+            raise GuardError(f"{settings.problems[0]}{more}; strict = true, so claude was not started",
+                             ExitCode.CONFIG)
+        say(f"{settings.problems[0]}{more}; starting claude unguarded until this is fixed "
+            "(`claude-guard doctor` checks the config)")
+        guarded = False
+    if guarded:
         registry = Registry(settings.registry_dir(), settings.lock_timeout)
         try:
             admit(plan, settings, registry)
