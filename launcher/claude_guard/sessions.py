@@ -29,6 +29,7 @@ import sys
 import time
 
 from . import argv, claudefiles, clock, environ, paths, proc, resolve
+from . import strays as stray_rules
 from .claudefiles import ClaudeFile
 from .proc import GONE_STATES, Backend, Proc, same_user
 
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .config import Settings
-    from .records import Book, Entry, RegistryData, Sample
+    from .records import Book, Entry, RegistryData, Sample, StraySeen
 
 STATES = ("orphan", "duplicate", "over-age", "idle", "unguarded", "active")
 IDLE_STATUSES = frozenset({"idle", "waiting"})  # Claude's own statuses that mean "nothing running"
@@ -47,6 +48,9 @@ BUSY_STATUSES = frozenset({"busy", "shell"})  # ... and that mean "working right
 MARKERS = (environ.COOKIE, "CLAUDE_CODE_SESSION_ID", "CLAUDE_PID")
 # What the sweep reads of a process's environment: the markers, and where its Claude keeps its files.
 WANTED_ENV = (*MARKERS, "CLAUDE_CONFIG_DIR")
+# What `ps --json` notes for a detached session (docs/sweep.md, "Detached at launch").
+DETACHED = ("detached: its parent was PID 1 from its launch (its launcher had exited, or a service started it); "
+            "nothing it depended on went away, so it is not an orphan")
 
 
 class Table:
@@ -114,6 +118,7 @@ class Session:
         self.parent_name: str | None = None
         self.orphan = False
         self.orphan_why = ""
+        self.detached = False  # launched with parent 1 (see _judge_orphan): not an orphan
         self.duplicate_of: int | None = None  # the copy of the same session that is kept
         self.duplicate_why = ""
         self.over_age = False
@@ -127,6 +132,7 @@ class Session:
     def json(self) -> dict[str, Any]:
         """The object `ps --json` prints (schema in docs/sweep.md; keys are only ever added)."""
         return {
+            "type": "session",
             "pid": self.pid,
             "start": self.start,
             "session_id": self.session_id,
@@ -150,6 +156,8 @@ class Session:
             "duplicate_of": self.duplicate_of,
             "uid": self.row.uid,
             "argv": self.row.cmdline,
+            "detached": self.detached,
+            "note": DETACHED if self.detached else None,
         }
 
 
@@ -160,7 +168,8 @@ def _round(value: float | None, digits: int = 1) -> float | None:
 class Stray:
     """A process outside every live session's tree that carries a session's markers: a Bash-tool command in
     its own process group, or a grandchild reparented to init. `owner` is the live session it came from,
-    or None when that session is gone (then it is an orphaned descendant of a dead session)."""
+    or None when that session is gone (then it is an orphaned descendant of a dead session). `how` is
+    "collateral" or "kept" (strays.py), `why` says from what."""
 
     def __init__(self, row: Proc, env: dict[str, str]) -> None:
         self.row = row
@@ -170,15 +179,35 @@ class Stray:
         self.owner: Session | None = None
         self.tree: list[int] = []
         self.rss = row.rss
+        self.how = stray_rules.KEPT
+        self.why = ""
+        self.holds: list[int] = []  # live sessions in its tree (a tmux server holding one): never ended
+        self.age: float | None = None
+        self.cwd: str | None = None
+        self.ports: list[int] = []  # TCP ports its group listens on (filled by `ps`)
+        self.resume: str | None = None  # `claude --resume <id>` (filled by `ps`)
 
     @property
     def session_id(self) -> str | None:
         return self.env.get("CLAUDE_CODE_SESSION_ID") or (self.owner.session_id if self.owner else None)
 
+    @property
+    def pids(self) -> list[int]:
+        return [self.pid, *self.tree]
+
+    @property
+    def end(self) -> str:
+        """How its user ends it by hand."""
+        return stray_rules.end_hint(self.pids)
+
     def json(self) -> dict[str, Any]:
-        return {"pid": self.pid, "start": self.start, "session_id": self.session_id,
+        """A stray's object in `ps --json` and `reap --json`'s `kept_strays` (docs/sweep.md)."""
+        return {"type": "stray", "pid": self.pid, "start": self.start, "session_id": self.session_id,
                 "owner_pid": self.owner.pid if self.owner else None, "rss_bytes": self.rss,
-                "processes": 1 + len(self.tree), "argv": self.row.cmdline}
+                "processes": 1 + len(self.tree), "argv": self.row.cmdline, "state": self.how, "how": self.how,
+                "why": self.why, "age_s": _round(self.age), "cwd": self.cwd, "uid": self.row.uid,
+                "pids": self.pids, "ports": self.ports, "resume": self.resume,
+                "end": self.end}
 
 
 class View:
@@ -223,6 +252,7 @@ def collect(settings: Settings, *, registry: RegistryData | None = None, ledger:
     sessions = _claude_processes(table, backend)
     dead = _match_registry(data, sessions, table, backend)
     stale = _match_files(sessions, table, me, backend)
+    left = stale  # every file left behind, before --under narrows what is reported
     nested = {s.pid for s in sessions}
     offset = clock.asleep_total()
     for s in sessions:
@@ -237,15 +267,17 @@ def collect(settings: Settings, *, registry: RegistryData | None = None, ledger:
     if under is not None:
         scope = [os.path.realpath(os.path.expanduser(d)) for d in under]
         sessions = [s for s in sessions if within(s.cwd, scope)]
+        stale = [f for f in stale if not f.cwd or within(f.cwd, scope)]  # another project's leftovers: not here
     _judge_duplicates(sessions, backend)
     for s in sessions:
         s.state = ("orphan" if s.orphan else "duplicate" if s.duplicate_of else "over-age" if s.over_age
                    else "idle" if s.is_idle else "unguarded" if not s.guarded else "active")
 
-    lost = _strays(table, every, backend, me if not all_users else None, my_name if not all_users else None) \
-        if strays else []
+    known = {e.get("cookie") for e in data["sessions"]} - {None, ""}
+    lost = _strays(table, every, backend, me if not all_users else None, my_name if not all_users else None,
+                   known=known, seen=ledger["strays"] if ledger else {}, now=now, left=left) if strays else []
     if under is not None:
-        lost = [st for st in lost if within(backend.cwd(st.pid), scope)]
+        lost = [st for st in lost if within(st.cwd, scope)]
     return View(table, sessions, lost, dead, stale, now, awake, backend)
 
 
@@ -477,6 +509,11 @@ def _judge_orphan(s: Session, parent: Proc | None, seen: Sample | None, stale_pa
             name = parent.comm if parent is not None else "?"
             why = f"adopted by PID {row.ppid} ({name}): the session it was started in (led by PID {leader}) has " \
                   "lost its leader"
+    if not why and row.ppid == 1:
+        # Launched with parent 1 (registered so), or first seen there with no evidence of an earlier parent:
+        # the same rule guarded or not. Nothing it depended on went away (docs/sweep.md, "Detached at launch").
+        s.detached = True
+        return
     if why and s.attached:
         s.orphan_why = why + f", but attached to live terminal {s.terminal}"
         return
@@ -532,9 +569,13 @@ def _judge_idle(s: Session, settings: Settings, seen: Sample | None, sleep: list
 
 
 def _strays(table: Table, sessions: list[Session], backend: Backend, uid: int | None,
-            user: str | None = None) -> list[Stray]:
+            user: str | None = None, *, known: set[str] | None = None, seen: Mapping[str, StraySeen] | None = None,
+            now: float | None = None, left: list[ClaudeFile] | None = None) -> list[Stray]:
     """Processes outside every live session's tree that carry a session's markers, grouped by the topmost
-    one of each chain (its descendants go with it), each with the live session it came from, if any."""
+    one of each chain (its descendants go with it), each with the live session it came from, if any, and
+    judged collateral or kept (strays.py). `known`: every cookie the registry holds (live or dead); `seen`:
+    the ledger's record of strays from earlier sweeps; `left`: Claude's session files whose process is gone
+    (a claude that died without cleaning up leaves its file behind)."""
     in_tree: set[int] = set()
     for s in sessions:
         in_tree.add(s.pid)
@@ -562,26 +603,58 @@ def _strays(table: Table, sessions: list[Session], backend: Backend, uid: int | 
         if stray.pid in covered:
             continue
         stray.rss = stray.row.rss + sum(table.rows[p].rss for p in stray.tree if p in table.rows)
-        stray.owner = _owner(stray, by_cookie, by_pid, by_id)
+        stray.owner = _owner(stray, by_cookie, by_pid, by_id, known or set())
+        stray.holds = [p for p in stray.tree if p in by_pid]
+        stray.cwd = backend.cwd(stray.pid)
+        if now is not None and stray.row.created:
+            stray.age = max(0.0, now - stray.row.created)
+        if stray.owner is not None:
+            stray.how, stray.why = stray_rules.KEPT, (f"left its session's tree while the session (PID "
+                                                      f"{stray.owner.pid}) was alive; that session still runs")
+        else:
+            stray.how, stray.why = stray_rules.judge(stray.row, stray.env, backend, table.rows,
+                                                     (seen or {}).get(f"{stray.pid}:{stray.start}"),
+                                                     _crashed(stray, left or [], table, backend))
         out.append(stray)
     return out
 
 
+def _crashed(stray: Stray, left: list[ClaudeFile], table: Table, backend: Backend) -> bool:
+    """The claude a stray came from died without cleaning up: its own session file is still there (Claude
+    removes it on every normal exit). The file is found by the stray's CLAUDE_PID, else by its session id, in
+    the folders already read, or in the stray's own CLAUDE_CONFIG_DIR; it must be older than the stray."""
+    files = list(left)
+    folder = stray.env.get("CLAUDE_CONFIG_DIR")
+    if folder:
+        for found in claudefiles.read([os.path.join(folder, "sessions")]):
+            writer = table.rows.get(found.pid)
+            if writer is None or writer.state in GONE_STATES or not found.matches(writer, backend):
+                files.append(found)
+    pid, sid = stray.env.get("CLAUDE_PID", ""), stray.env.get("CLAUDE_CODE_SESSION_ID")
+    born = stray.row.created + 1.0
+    return any((f.pid == int(pid) if pid.isdigit() else bool(sid) and f.session_id == sid)
+               and (f.started_at is None or f.started_at <= born) for f in files)
+
+
 def _owner(stray: Stray, by_cookie: Mapping[str, Session], by_pid: Mapping[int, Session],
-           by_id: Mapping[str, list[Session]]) -> Session | None:
+           by_id: Mapping[str, list[Session]], known: set[str]) -> Session | None:
     """The live session a stray descends from. A descendant is never older than its ancestor, which rules
     out a reused CLAUDE_PID. When the cookie or CLAUDE_PID names a session that is gone, the session id
-    is not consulted: a later process resuming the same conversation is not its ancestor."""
+    is not consulted: a later process resuming the same conversation is not its ancestor. A cookie this
+    registry never held (another user's under root's --all-users, another state folder) names nothing
+    either way: then the session id does."""
     born = stray.row.created + 1.0  # start times are rounded to clock ticks
     env = stray.env
-    if env.get(environ.COOKIE) or env.get("CLAUDE_PID"):
-        owner = by_cookie.get(env.get(environ.COOKIE, ""))
-        pid = env.get("CLAUDE_PID", "")
-        if owner is None and pid.isdigit():
-            owner = by_pid.get(int(pid))
-        if owner is None or owner.row.created > born or owner.row.uid != stray.row.uid:
+    cookie, pid = env.get(environ.COOKIE, ""), env.get("CLAUDE_PID", "")
+    owner = by_cookie.get(cookie) if cookie else None
+    if owner is None and pid.isdigit():
+        owner = by_pid.get(int(pid))
+    if owner is not None:
+        if owner.row.created > born or owner.row.uid != stray.row.uid:
             return None  # a reused CLAUDE_PID, or a marker planted in another user's process
         return owner
+    if pid.isdigit() or cookie in known:
+        return None  # the session it names is gone
     holders = [s for s in by_id.get(env.get("CLAUDE_CODE_SESSION_ID", ""), []) if s.row.created <= born]
     holders = [s for s in holders if s.row.uid == stray.row.uid]
     return holders[0] if len(holders) == 1 else None
