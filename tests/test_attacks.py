@@ -130,7 +130,10 @@ class World:
                     pass
             if not found:
                 break
-            wait_for(lambda: not left(), 10, "the users' processes to end")
+            try:
+                wait_for(lambda: not left(), 10, "the users' processes to end")
+            except AssertionError:
+                continue  # try again; the users are removed below in any case
         for user in self.users:
             subprocess.run(["userdel", user.name], capture_output=True)
             subprocess.run(["groupdel", user.name], capture_output=True)
