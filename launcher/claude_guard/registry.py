@@ -189,7 +189,7 @@ class Registry:
             return _empty()
         if stat.S_ISLNK(st.st_mode) or (hasattr(os, "geteuid") and st.st_uid != os.geteuid()):
             raise _unsafe(self.path, st, "registry")
-        fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
         with os.fdopen(fd, "rb") as f:
             return _validate(jsonio.loads(f.read(64 << 20).decode("utf-8")))
 
