@@ -54,10 +54,16 @@ def _unsafe(path: str, st: os.stat_result, what: str) -> GuardError:
         ExitCode.STATE)
 
 
-def describe_unsafe(st: os.stat_result) -> str | None:
-    """Why a file or folder of ours must not be trusted, or None when it is fine."""
+def describe_unsafe(st: os.stat_result, windows: bool = sys.platform == "win32") -> str | None:
+    """Why a file or folder of ours must not be trusted, or None when it is fine.
+
+    With Windows semantics only a symlink is refused: Windows has no owner or mode bits to read here (os.stat
+    makes the bits up, 0o777 for every folder), access is in ACLs, and the state folder sits in the user's
+    own profile, which other accounts cannot write by default (doctor reports it so)."""
     if stat.S_ISLNK(st.st_mode):
         return "a symlink"
+    if windows:
+        return None
     if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
         return f"owned by uid {st.st_uid}, not by you (uid {os.geteuid()})"
     if st.st_mode & 0o022:
