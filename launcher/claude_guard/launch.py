@@ -17,7 +17,7 @@ import time
 
 from . import __version__, argv, environ, procs, resolve
 from .errors import ExitCode, GuardError
-from .proc import GONE_STATES, claude_args
+from .proc import GONE_STATES, claude_args, program_name
 from .registry import Registry
 
 TYPE_CHECKING = False
@@ -120,8 +120,7 @@ class Census:
             proc = self.backend.read(pid)
             if proc is None:
                 break
-            exe_name = os.path.basename(proc.exe or "")
-            if exe_name in procs.CLAUDE_NAMES:
+            if proc.exe and program_name(proc.exe) in procs.CLAUDE_NAMES:
                 break
             if claude_args(proc) is None:
                 continue
