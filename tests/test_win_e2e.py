@@ -141,6 +141,10 @@ class Box:
             if files:
                 data: dict[str, object] = json.loads(files[-1].read_text())
                 return data
+            ended = [p for p in self.procs if p.poll() is not None]
+            if ended:  # the shim gave up before claude started: say why
+                err = ended[0].communicate()[1].decode(errors="replace")
+                raise AssertionError(f"the shim exited {ended[0].returncode} before claude started: {err}")
             time.sleep(0.05)
         raise AssertionError("the stand-in never recorded itself")
 
