@@ -210,6 +210,17 @@ def test_hostile_arguments_reach_claude_exactly_through_npm_claude_cmd(box: Box)
     assert '""hi""' not in line and "%cd:~,%" not in line, line
 
 
+def test_unguarded_fallback_still_passes_arguments_exactly(box: Box) -> None:
+    """When the guard fails (an internal error), claude still starts, unguarded, with its arguments intact:
+    Windows has no exec, and os.execv there would join them unquoted."""
+    code = "import sys; from claude_guard import shim; sys.exit(shim._unguarded(sys.argv[1:], None))"
+    python = Path(sys.executable)
+    done = subprocess.run([str(python), "-c", code, *HOSTILE], env=box.env, capture_output=True, timeout=DEADLINE,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert box.recorded()["argv"] == HOSTILE
+
+
 def test_exit_status_comes_back(box: Box) -> None:
     assert box.run("-p", "x", STANDIN_EXIT="7").returncode == 7
 

@@ -38,6 +38,12 @@ def _unguarded(args: list[str], self_path: str | None) -> int:
 
         real = resolve.find_real_claude(os.environ.get("CLAUDE_GUARD_REAL_CLAUDE", ""), os.environ.get("PATH"),
                                         self_path)
+        if sys.platform == "win32":
+            # Windows has no exec: os.execv there joins the arguments unquoted and cannot start npm's
+            # claude.cmd. The runner starts it as a guarded launch would, only without the registry.
+            from . import runner
+
+            return runner.run([real, *args], dict(os.environ))
         os.execv(real, [real, *args])
     except GuardError as e:
         message(e.message)
