@@ -323,7 +323,7 @@ def run_guarded(program: str | None, prefix: list[str], args: list[str], *, self
     if settings is None:
         settings = config.load(env, overrides)
     if program is None:
-        program = resolve.find_real_claude(settings.real_claude, env.get("PATH"), self_path)
+        program = resolve.find_real_claude(settings.real_claude, env.get("PATH"), self_path, pathext=env.get("PATHEXT"))
     plan = prepare(program, prefix, args, env, settings)
     registry: Registry | None = None
     if plan.call.session:
