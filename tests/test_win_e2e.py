@@ -115,7 +115,7 @@ class Box:
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         exe = Path(sys.executable).parent / "claude-guard.exe"
         return subprocess.run([str(exe), *args], env=self.env, capture_output=True, text=True, timeout=DEADLINE,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, cwd=self.tmp)
 
     @property
     def shim(self) -> Path:
@@ -123,11 +123,11 @@ class Box:
 
     def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run([str(self.shim), *args], env={**self.env, **env}, capture_output=True,
-                              timeout=DEADLINE, stdin=subprocess.DEVNULL)
+                              timeout=DEADLINE, stdin=subprocess.DEVNULL, cwd=self.tmp)
 
     def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
         p = subprocess.Popen([str(self.shim), *args], env={**self.env, **env}, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=self.tmp)
         self.procs.append(p)
         return p
 
@@ -215,8 +215,9 @@ def test_unguarded_fallback_still_passes_arguments_exactly(box: Box) -> None:
     Windows has no exec, and os.execv there would join them unquoted."""
     code = "import sys; from claude_guard import shim; sys.exit(shim._unguarded(sys.argv[1:], None))"
     python = Path(sys.executable)
+    # In the sandbox folder: were cmd.exe ever to parse these arguments, `>` would create a file there.
     done = subprocess.run([str(python), "-c", code, *HOSTILE], env=box.env, capture_output=True, timeout=DEADLINE,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, cwd=box.tmp)
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     assert box.recorded()["argv"] == HOSTILE
 
