@@ -17,7 +17,7 @@ import time
 
 from . import __version__, argv, environ, procs, resolve
 from .errors import ExitCode, GuardError
-from .proc import GONE_STATES, claude_args
+from .proc import GONE_STATES, claude_args, program_name
 from .registry import Registry
 
 TYPE_CHECKING = False
@@ -120,8 +120,7 @@ class Census:
             proc = self.backend.read(pid)
             if proc is None:
                 break
-            exe_name = os.path.basename(proc.exe or "")
-            if exe_name in procs.CLAUDE_NAMES:
+            if proc.exe and program_name(proc.exe) in procs.CLAUDE_NAMES:
                 break
             if claude_args(proc) is None:
                 continue
@@ -463,7 +462,7 @@ def run_guarded(program: str | None, prefix: list[str], args: list[str], *, self
                          "this shim): a loop. Point real_claude (CLAUDE_GUARD_REAL_CLAUDE) at Claude Code itself, "
                          "or have the wrapper run it by its full path", ExitCode.NOT_FOUND)
     if program is None:
-        program = resolve.find_real_claude(settings.real_claude, env.get("PATH"), self_path)
+        program = resolve.find_real_claude(settings.real_claude, env.get("PATH"), self_path, pathext=env.get("PATHEXT"))
     plan = prepare(program, prefix, args, env, settings)
     plan.env[environ.LAUNCHER] = launcher_mark(env)
     registry: Registry | None = None

@@ -54,10 +54,16 @@ def _unsafe(path: str, st: os.stat_result, what: str) -> GuardError:
         ExitCode.STATE)
 
 
-def describe_unsafe(st: os.stat_result) -> str | None:
-    """Why a file or folder of ours must not be trusted, or None when it is fine."""
+def describe_unsafe(st: os.stat_result, windows: bool = sys.platform == "win32") -> str | None:
+    """Why a file or folder of ours must not be trusted, or None when it is fine.
+
+    With Windows semantics only a symlink is refused: Windows has no owner or mode bits to read here (os.stat
+    makes the bits up, 0o777 for every folder), access is in ACLs, and the state folder sits in the user's
+    own profile, which other accounts cannot write by default (doctor reports it so)."""
     if stat.S_ISLNK(st.st_mode):
         return "a symlink"
+    if windows:
+        return None
     if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
         return f"owned by uid {st.st_uid}, not by you (uid {os.geteuid()})"
     if st.st_mode & 0o022:
@@ -194,7 +200,8 @@ class Registry:
             return _empty()
         if stat.S_ISLNK(st.st_mode):
             raise _unsafe(self.path, st, "registry")
-        fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+                     | getattr(os, "O_BINARY", 0))
         with os.fdopen(fd, "rb") as f:
             st = os.fstat(fd)  # the file actually opened, not the name looked at before
             # Mode bits mean nothing on Windows (Python reports 0o666 for any writable file): the profile

@@ -73,6 +73,12 @@ def _unguarded(args: list[str], self_path: str | None, settings: Settings) -> in
             env[environ.LAUNCHER] = launcher_mark(os.environ)  # a wrapper looping back is still caught
         except Exception:
             pass  # whatever failed above may fail here too; the mark is a safeguard, not a condition
+        if sys.platform == "win32":
+            # Windows has no exec: os.execv there joins the arguments unquoted and cannot start npm's
+            # claude.cmd. The runner starts it as a guarded launch would, only without the registry.
+            from . import runner
+
+            return runner.run([real, *repaired], env)
         os.execve(real, [real, *repaired], env)
     except GuardError as e:
         message(e.message)

@@ -187,8 +187,17 @@ def check_real_claude(settings: Settings | None) -> Check:
     except GuardError as e:
         return Check("real claude", False, e.message, "install Claude Code, or set real_claude in the config")
     try:
-        result = subprocess.run([real, "--version"], capture_output=True, text=True, timeout=20,
-                                stdin=subprocess.DEVNULL, check=False)
+        if os.name == "nt":  # started as a launch starts it: npm's claude.cmd read, never handed to cmd.exe
+            from ..win.launch import plan
+
+            application, line = plan(real, ["--version"], environ=os.environ)
+            result = subprocess.run(line, executable=application, capture_output=True, text=True, timeout=20,
+                                    stdin=subprocess.DEVNULL, check=False)
+        else:
+            result = subprocess.run([real, "--version"], capture_output=True, text=True, timeout=20,
+                                    stdin=subprocess.DEVNULL, check=False)
+    except GuardError as e:
+        return Check("real claude", False, e.message, "reinstall Claude Code")
     except (OSError, subprocess.TimeoutExpired) as e:
         return Check("real claude", False, f"{real} does not run ({e})", "reinstall Claude Code")
     version = (result.stdout.strip() or result.stderr.strip()).splitlines()[:1]
