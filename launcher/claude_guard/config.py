@@ -189,7 +189,7 @@ KEYS: dict[str, Key] = {
     "idle_cpu": Key(lambda v: float(parse_duration(v)), lambda: 1.0,
                     "without Claude's own status: idle means CPU below this percent over cpu_window", flags=_REAP),
     "cpu_window": Key(parse_duration, lambda: 300.0, "the window over which idle CPU is judged", flags=_REAP),
-    "reap_attached": Key(parse_bool, lambda: False, "also reap idle sessions attached to a live terminal",
+    "reap_attached": Key(parse_bool, lambda: False, "also reap idle and duplicate sessions attached to a live terminal",
                          flags=_REAP),
     "grace": Key(parse_duration, lambda: 10.0, "SIGTERM, then SIGKILL after this long", flags=_REAP),
     "min_age": Key(parse_duration, lambda: 60.0, "never end a session younger than this", flags=_REAP),
@@ -199,6 +199,9 @@ KEYS: dict[str, Key] = {
     "memory_margin": Key(parse_size, lambda: 256 * 1024 * 1024, "reap until available memory is floor + margin",
                          flags=_REAP),
     "protect": Key(parse_list, lambda: [], "never end these: session ids, names, PIDs, or cwd prefixes", flags=_REAP),
+    "strays": Key(_choice("collateral", "all", "none"), lambda: "collateral",
+                  "strays of ended sessions that reap ends: collateral (leaks), all (also jobs left on purpose), "
+                  "none", flags=_REAP),
     "interval": Key(parse_duration, lambda: 60.0, "reap --watch: seconds between sweeps", flags=_REAP),
     "cooldown": Key(parse_duration, lambda: 15.0, "reap --watch: pause after ending something under memory pressure",
                     flags=_REAP),
@@ -242,6 +245,7 @@ class Settings:
     memory_floor: float  # bytes, or a negative share of total memory (parse_size)
     memory_margin: float
     protect: list[str]
+    strays: str
     interval: float
     cooldown: float
 

@@ -356,5 +356,6 @@ def run_guarded(program: str | None, prefix: list[str], args: list[str], *, self
         if reg is not None:
             update_pid(reg, os.getpid(), child)
 
-    sys.stdout.flush()
+    if sys.stdout is not None:  # None when started with stdout closed (`>&-`)
+        sys.stdout.flush()
     return start(plan, on_spawn, settings.unknown_batch)
