@@ -73,6 +73,7 @@ class Counters(TypedDict):
     failed: int
     sweeps: int
     last_sweep: float
+    swept_by: str  # "pid:start" of the process that swept last (doctor finds a running `reap --watch` by it)
 
 
 class Book(TypedDict):
