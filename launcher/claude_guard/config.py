@@ -19,13 +19,38 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any
 
-_DURATION = r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$"
 _DURATION_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
-_SIZE = r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b|%)?\s*$"
+# Size units, case-insensitive: `[kmgt]i?b?|b|%` or none (bytes).
+_SIZE_UNITS = frozenset({"", "b", "%", *(p + i + b for p in "kmgt" for i in ("", "i") for b in ("", "b"))})
 
 
 class BadValue(ValueError):
     """A value that does not fit its key; the message says what would."""
+
+
+def _number_unit(text: str) -> tuple[float, str] | None:
+    """`<number> <unit>` as in `^\\s*(\\d+(?:\\.\\d+)?)\\s*([a-z%]*)\\s*$` (the unit still to be checked), or None.
+
+    Hand-written rather than a regular expression: `import re` costs the `claude` hot path about a third of
+    a bare interpreter start, and durations and sizes are read on every launch (config file, variables).
+    """
+    text = text.strip()
+    end = 0
+    while end < len(text) and text[end].isdecimal():
+        end += 1
+    if end == 0:
+        return None
+    if end < len(text) and text[end] == ".":
+        frac = end + 1
+        while frac < len(text) and text[frac].isdecimal():
+            frac += 1
+        if frac == end + 1:
+            return None  # "1." is not a number here
+        end = frac
+    unit = text[end:].lstrip()
+    if not all(c.isascii() and (c.isalpha() or c == "%") for c in unit):
+        return None
+    return float(text[:end]), unit
 
 
 def parse_duration(value: object) -> float:
@@ -34,12 +59,10 @@ def parse_duration(value: object) -> float:
     if isinstance(value, (int, float)):
         seconds = float(value)
     else:
-        import re
-
-        m = re.match(_DURATION, str(value))
-        if not m:
+        parsed = _number_unit(str(value))
+        if parsed is None or (parsed[1] or None) not in _DURATION_UNITS:
             raise BadValue("expected a duration such as 90, \"90s\", \"30m\" or \"2h\"")
-        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        seconds = parsed[0] * _DURATION_UNITS[parsed[1] or None]
     if not seconds >= 0:  # also rejects NaN
         raise BadValue("a duration cannot be negative")
     return seconds
@@ -54,12 +77,11 @@ def parse_size(value: object) -> float:
         if value < 0:
             raise BadValue("a size cannot be negative")
         return float(value)
-    import re
-
-    m = re.match(_SIZE, str(value), re.IGNORECASE)
-    if not m:
+    parsed = _number_unit(str(value))
+    unit = parsed[1].lower() if parsed else ""
+    if parsed is None or unit not in _SIZE_UNITS:
         raise BadValue("expected a size such as \"2GiB\", \"512M\", a number of bytes, or \"10%\"")
-    number, unit = float(m.group(1)), (m.group(2) or "").lower()
+    number = parsed[0]
     if unit == "%":
         if number > 100:
             raise BadValue("a percentage is at most 100%")
@@ -225,39 +247,74 @@ def _line_of(text: str, key: str) -> int | None:
     return text.count("\n", 0, m.start()) + 1 if m else None
 
 
-def _read_toml(path: str) -> tuple[dict[str, Any], str]:
+def _read_file(path: str) -> tuple[bytes, os.stat_result] | None:
+    """The config file's bytes and stat (from the same open file), or None when there is none."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        return {}, ""
+        return None
     except OSError as e:
         raise GuardError(f"cannot read config {path}: {e.strerror}; fix its permissions or set "
                          "CLAUDE_GUARD_CONFIG to another file", ExitCode.CONFIG) from None
-    import sys
+    try:
+        st = os.fstat(fd)
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except OSError as e:
+        raise GuardError(f"cannot read config {path}: {e.strerror}; fix its permissions or set "
+                         "CLAUDE_GUARD_CONFIG to another file", ExitCode.CONFIG) from None
+    finally:
+        os.close(fd)
+    return b"".join(chunks), st
 
+
+def _parse_toml(path: str, text: str) -> dict[str, tuple[Any, int | None]]:
+    """{key: (TOML value, line)} of the file's top-level keys."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # Python 3.10: the same parser, before it joined the standard library
         import tomli as tomllib
     try:
-        text = raw.decode("utf-8")
-        return tomllib.loads(text), text
-    except UnicodeDecodeError:
-        raise GuardError(f"config {path}: not UTF-8 text; save it as UTF-8", ExitCode.CONFIG) from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise GuardError(f"config {path}: invalid TOML: {e}; fix that line", ExitCode.CONFIG) from None
+    return {key: (value, _line_of(text, key)) for key, value in data.items()}
 
 
-def load(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
-    """Defaults < config file < CLAUDE_GUARD_<KEY> variables < `overrides` (command-line options)."""
-    env = os.environ if environ is None else environ
-    path = env.get("CLAUDE_GUARD_CONFIG") or paths.config_file()
-    data, text = _read_toml(path)
+def _file_settings(path: str, cache_dir: str | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """Values and sources from the config file. With `cache_dir` (the shim), a parse cached there for these
+    very bytes is reused instead of importing the TOML parser (configcache.py says why that is safe)."""
+    found = _read_file(path)
+    if found is None:
+        return {}, {}
+    raw, st = found
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise GuardError(f"config {path}: not UTF-8 text; save it as UTF-8", ExitCode.CONFIG) from None
+    from . import configcache
+
+    cached = configcache.lookup(cache_dir, path, st, text) if cache_dir else None
+    if cached is not None:
+        try:
+            return _settings_of(path, cached)
+        except GuardError:
+            pass  # a cache our parse would not have written: parse the file itself, as on any miss
+    keys = _parse_toml(path, text)
+    values, sources = _settings_of(path, keys)
+    if cache_dir:
+        configcache.store(cache_dir, path, st, text, keys)
+    return values, sources
+
+
+def _settings_of(path: str, keys: dict[str, tuple[Any, int | None]]) -> tuple[dict[str, Any], dict[str, str]]:
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    for key, value in data.items():
-        line = _line_of(text, key)
+    for key, (value, line) in keys.items():
         where = f"{path}:{line}" if line else path
         if key not in KEYS:
             raise GuardError(f"config {where}: unknown key {key!r}; `claude-guard config` lists the keys",
@@ -267,6 +324,19 @@ def load(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] 
         except BadValue as e:
             raise GuardError(f"config {where}: {key} = {value!r}: {e}", ExitCode.CONFIG) from None
         sources[key] = where
+    return values, sources
+
+
+def load(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None, *,
+         cache: bool = False) -> Settings:
+    """Defaults < config file < CLAUDE_GUARD_<KEY> variables < `overrides` (command-line options).
+
+    `cache`: reuse the parse of an unchanged config file kept in the state folder (the `claude` hot path;
+    Linux only, see configcache.py)."""
+    env = os.environ if environ is None else environ
+    path = env.get("CLAUDE_GUARD_CONFIG") or paths.config_file()
+    values, sources = _file_settings(path, paths.state_dir() if cache and sys.platform.startswith("linux")
+                                     else None)
     for key, spec in KEYS.items():
         var = "CLAUDE_GUARD_" + key.upper()
         if var in env:

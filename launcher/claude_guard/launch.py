@@ -349,7 +349,9 @@ def _run_guarded(program: str | None, prefix: list[str], args: list[str], self_p
 
     say = warn or output.message
     env = os.environ if env is None else env
-    settings = config.load(env, overrides)
+    # The shim (program None) reuses the config file's last parse: importing the TOML parser would cost every
+    # `claude` start more than a bare interpreter does.
+    settings = config.load(env, overrides, cache=program is None)
     if program is None:
         program = resolve.find_real_claude(settings.real_claude, env.get("PATH"), self_path)
     plan = prepare(program, prefix, args, env, settings)
