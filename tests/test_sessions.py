@@ -168,7 +168,8 @@ def test_cpu_idle_without_status(inproc: Sandbox) -> None:
     third = {x.pid: x for x in sessions.collect(cfg, ledger=book, under=[str(inproc.tmp)]).sessions}
     assert third[quiet.pid].is_idle and third[quiet.pid].idle_source == "cpu" and (third[quiet.pid].idle or 0) > 0.5
     assert not third[busy.pid].is_idle and third[busy.pid].state == "unguarded"
-    assert (third[busy.pid].cpu_percent or 0) > 50
+    # Above the idle threshold, not a share of a core: the machine may be loaded (CPU share is not a timing to assert).
+    assert (third[busy.pid].cpu_percent or 0) > 5
 
 
 def test_stray_owner_is_found_by_markers(inproc: Sandbox) -> None:

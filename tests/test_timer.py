@@ -139,3 +139,48 @@ def test_unknown_backend_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(timer.GuardError) as e:
         timer.backend()
     assert e.value.exit_code == timer.ExitCode.CONFIG
+
+
+def _no_user_manager(fakes: Path) -> Path:
+    """A systemctl that answers as it does in a container or an ssh session without a user manager."""
+    path = fakes / "bin" / "systemctl-nobus"
+    path.write_text("#!/bin/sh\necho 'Failed to connect to bus: No medium found' >&2\nexit 1\n")
+    path.chmod(0o755)
+    return path
+
+
+def _cli(tmp_path: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CONFIG_HOME": str(tmp_path / "config"),
+            **env}
+    full.pop("CLAUDE_GUARD_TIMER", None)
+    return subprocess.run([sys.executable, "-m", "claude_guard", *args], env=full, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_without_a_user_manager_install_says_it_used_cron_and_doctor_agrees(fakes: Path, tmp_path: Path) -> None:
+    env = {"CLAUDE_GUARD_SYSTEMCTL": str(_no_user_manager(fakes))}
+    r = _cli(tmp_path, "install", "--dir", str(tmp_path / "shim"), "--timer", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "no systemd user manager answers here (systemctl --user: Failed to connect to bus" in r.stdout
+    assert "a cron line was installed instead (every 5 min)" in r.stdout
+    assert "check it: crontab -l | grep claude-guard-reap" in r.stdout
+    assert timer.CRON_MARK in (fakes / "crontab.txt").read_text()
+    r = _cli(tmp_path, "doctor", "--json", env=env)
+    import json
+
+    found = {c["check"]: c for c in json.loads(r.stdout)}
+    assert "cron line" in found["timer"]["detail"] and "instead of a systemd timer" in found["timer"]["detail"]
+
+
+def test_without_a_user_manager_or_crontab_install_says_nothing_was_installed(fakes: Path, tmp_path: Path) -> None:
+    env = {"CLAUDE_GUARD_SYSTEMCTL": str(_no_user_manager(fakes)), "CLAUDE_GUARD_CRONTAB": str(fakes / "no-crontab")}
+    r = _cli(tmp_path, "install", "--dir", str(tmp_path / "shim"), "--timer", env=env)
+    assert r.returncode == 1
+    assert "installed the claude shim" in r.stdout  # the shim itself is in place
+    assert r.stderr.count("\n") == 1 and "NO timer was installed" in r.stderr and "reap --watch" in r.stderr
+    r = _cli(tmp_path, "doctor", "--json", env=env)
+    import json
+
+    found = {c["check"]: c for c in json.loads(r.stdout)}
+    assert not found["timer"]["ok"]
+    assert "no crontab" in found["timer"]["detail"] and "reap --watch" in found["timer"]["fix"]

@@ -272,6 +272,27 @@ def _task_state() -> tuple[bool, bool, str]:
     return True, enabled, "enabled" if enabled else "disabled"
 
 
+def _exists(variable: str, default: str) -> bool:
+    """Whether the scheduler command (as configured by `variable`) can be found at all."""
+    argv = shlex.split(_env(variable, default))
+    return bool(argv) and shutil.which(argv[0]) is not None
+
+
+def no_systemd() -> str | None:
+    """None when a systemd user manager answers; else why not, in a few words (for install and doctor)."""
+    if not _exists("CLAUDE_GUARD_SYSTEMCTL", "systemctl"):
+        return "no systemctl"
+    result = _systemctl("show-environment")
+    if result.returncode == 0:
+        return None
+    detail = (result.stderr.strip() or result.stdout.strip() or f"rc {result.returncode}").splitlines()[0]
+    return f"systemctl --user: {detail}"
+
+
+def has_crontab() -> bool:
+    return _exists("CLAUDE_GUARD_CRONTAB", "crontab")
+
+
 def backend() -> str:
     """systemd, launchd, schtasks or cron: what this machine runs timers with."""
     chosen = os.environ.get("CLAUDE_GUARD_TIMER", "").strip().lower()
@@ -284,12 +305,15 @@ def backend() -> str:
         return "launchd"
     if os.name == "nt":
         return "schtasks"
-    if shutil.which("systemctl") and _systemctl("show-environment").returncode == 0:
+    why = no_systemd()
+    if why is None:
         return "systemd"
-    if shutil.which("crontab"):
+    if has_crontab():
         return "cron"
-    raise GuardError("install --timer: neither a systemd user manager nor crontab was found; run "
-                     "`claude-guard reap --watch` from your session's start-up instead", ExitCode.FAILURE)
+    raise GuardError(f"install --timer: NO timer was installed: no systemd user manager answers here ({why}) and "
+                     "there is no crontab. Nothing ends leaked sessions unattended until you run `claude-guard reap "
+                     "--watch` where it stays up (a tmux window, your desktop's autostart); `claude-guard doctor` "
+                     "checks for it", ExitCode.FAILURE)
 
 
 def _write(path: str, content: str | bytes) -> None:
@@ -332,7 +356,11 @@ def install(interval_seconds: float) -> list[str]:
     result = _crontab("-", stdin="\n".join(lines) + "\n")
     if result.returncode != 0:
         raise GuardError(f"crontab - failed: {result.stderr.strip()}", ExitCode.FAILURE)
-    return [f"installed a cron line (every {max(1, round(interval_seconds / 60))} min); see `crontab -l`"]
+    every = f"every {max(1, round(interval_seconds / 60))} min"
+    why = no_systemd() if os.environ.get("CLAUDE_GUARD_TIMER", "").strip().lower() != "cron" else None
+    first = (f"no systemd user manager answers here ({why}), so a cron line was installed instead ({every})" if why
+             else f"installed a cron line ({every})")
+    return [first, f"  check it: crontab -l | grep {NAME}   (cron runs it only while a cron daemon is running)"]
 
 
 def _install_task(interval_seconds: float) -> list[str]:

@@ -76,11 +76,37 @@ def check_shim() -> Check:
 
     for candidate in _claudes_on_path():
         if resolve.is_shim(candidate):
-            return Check("shim", True, f"{candidate} is the first claude on PATH")
+            return _check_baked_python(candidate)
         advice = path_advice(default_dir()) or "claude-guard install"
         return Check("shim", False, f"the first claude on PATH is {candidate}, not the claude-guard shim",
                      f"run `claude-guard install`, and put its folder first on PATH: {advice}")
     return Check("shim", False, "no claude on PATH at all", "run `claude-guard install` and add its folder to PATH")
+
+
+def _check_baked_python(shim: str) -> Check:
+    """The shim is first on PATH; does the Python it runs still exist? (A moved or deleted checkout or venv, or
+    a removed interpreter, leaves claude running unguarded behind a warning.)"""
+    import os
+
+    from .install import baked_python
+
+    if os.name == "nt":
+        return Check("shim", True, f"{shim} is the first claude on PATH")
+    python = baked_python(shim)
+    if python is None:
+        return Check("shim", False, f"{shim} is first on PATH but names no Python",
+                     "run `claude-guard install` again")
+    if not (os.path.isfile(python) and os.access(python, os.X_OK)):
+        return Check("shim", False, f"{shim} is first on PATH, but the Python it runs ({python}) is gone (its venv "
+                                    "or checkout was moved or deleted, or its interpreter removed): claude starts "
+                                    "unguarded", "reinstall claude-guard (pipx install, uv tool install or "
+                                                 "scripts/setup), then run `claude-guard install` again")
+    with open(shim, "rb") as f:
+        front = f.read(9) == b"#!/bin/sh"
+    if not front:
+        return Check("shim", False, f"{shim} is first on PATH but is an older shim that fails outright if {python} "
+                                    "goes away", "run `claude-guard install` again")
+    return Check("shim", True, f"{shim} is the first claude on PATH (runs {python})")
 
 
 def _claudes_on_path() -> list[str]:
@@ -188,6 +214,9 @@ def _parse_registry(path: str, note: str) -> Check:
 
 
 def check_timer() -> Check:
+    import os
+    import sys
+
     from .. import timer
 
     try:
@@ -195,8 +224,18 @@ def check_timer() -> Check:
     except GuardError as e:
         return Check("timer", False, e.message, "claude-guard install --timer")
     if kind is None:
+        why = timer.no_systemd() if os.name == "posix" and sys.platform != "darwin" else None
+        if why and not timer.has_crontab():
+            return Check("timer", False, f"{detail}: no systemd user manager answers here ({why}) and there is no "
+                                         "crontab (nothing ends leaked sessions unattended)",
+                         "run `claude-guard reap --watch` where it stays up (a tmux window, your desktop's "
+                         "autostart)")
         return Check("timer", False, detail + " (nothing ends leaked sessions unattended)",
                      "claude-guard install --timer   (or run `claude-guard reap --watch` yourself)")
     if not active:
         return Check("timer", False, detail, timer.start_hint(kind))
+    if kind == "cron":
+        why = timer.no_systemd()
+        if why:
+            detail += f" (instead of a systemd timer: {why}); check it: crontab -l"
     return Check("timer", True, detail)

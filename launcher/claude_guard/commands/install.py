@@ -1,8 +1,13 @@
-"""`claude-guard install` / the shim file: write the `claude` shim ahead of the real claude on PATH.
+"""`claude-guard install` / the shim file: write the `claude` shim ahead of the real claude on PATH, and a
+`claude-guard` command beside it (so the one PATH line that makes the shim work also finds the tool).
 
-A foreign `claude` already in the folder (the native installer puts one in ~/.local/bin) is moved aside
-to `claude.pre-claude-guard`; the shim's resolver finds it there, so PATH order is kept, and
-`claude-guard uninstall` puts it back.
+A foreign `claude` already in the folder is moved aside to `claude.pre-claude-guard`; the shim's resolver
+finds it there, so PATH order is kept, and `claude-guard uninstall` puts it back. A foreign `claude-guard`
+there (pipx's or uv's own link) is left alone.
+
+Both files bake in the interpreter of the environment running `install` (a venv, pipx's or uv's tool
+environment): `pipx install <checkout>` then `claude-guard install` gives a shim that does not depend on the
+checkout.
 """
 
 from __future__ import annotations
@@ -39,13 +44,17 @@ def shim_path(folder: str) -> str:
     return os.path.join(folder, "claude.exe" if os.name == "nt" else "claude")
 
 
-def render() -> bytes:
-    """The POSIX shim: the template with this interpreter and the marker baked in."""
+COMMAND = "claude-guard"
+
+
+def render(template_name: str = "claude.tmpl") -> bytes:
+    """A POSIX shim file: the template with this interpreter and the marker baked in."""
+    import shlex
     from importlib import resources
 
-    template = resources.files("claude_guard.shims").joinpath("claude.tmpl").read_text(encoding="utf-8")
-    return (template.replace("{python}", sys.executable).replace("{marker}", resolve.MARKER.decode())
-            .replace("{sys_path}", repr(shim_sys_path()))).encode()
+    template = resources.files("claude_guard.shims").joinpath(template_name).read_text(encoding="utf-8")
+    return (template.replace("{python_sh}", shlex.quote(sys.executable)).replace("{python}", sys.executable)
+            .replace("{marker}", resolve.MARKER.decode()).replace("{sys_path}", repr(shim_sys_path()))).encode()
 
 
 def shim_sys_path() -> list[str]:
@@ -59,6 +68,46 @@ def shim_sys_path() -> list[str]:
         if folder not in out:
             out.append(folder)
     return out
+
+
+def source_checkout() -> str | None:
+    """The claude-guard source checkout the environment being baked in lives in (its venv inside the checkout,
+    or an editable install of it), or None for an installed tool (pipx, uv, a wheel in any venv)."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for start in (sys.prefix, package):
+        folder = os.path.abspath(start)
+        while True:
+            if (os.path.isfile(os.path.join(folder, "pyproject.toml"))
+                    and os.path.isdir(os.path.join(folder, "launcher", "claude_guard"))):
+                return folder
+            parent = os.path.dirname(folder)
+            if parent == folder:
+                break
+            folder = parent
+    return None
+
+
+def baked_python(path: str) -> str | None:
+    """The interpreter a POSIX shim file runs: its `py=` line (the /bin/sh front) or its `#!` line (older
+    shims); None when it names none."""
+    import shlex
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096).decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    for line in head:
+        if line.startswith("py="):
+            try:
+                words = shlex.split(line[3:])
+            except ValueError:
+                return None
+            return words[0] if words else None
+    if head and head[0].startswith("#!") and not head[0].startswith("#!/bin/sh"):
+        words = head[0][2:].split()
+        return words[0] if words else None
+    return None
 
 
 def _windows_launcher() -> bytes:
@@ -86,15 +135,28 @@ def write_shim(folder: str) -> tuple[str, str | None]:
                              "them away, then run install again", ExitCode.FAILURE)
         os.rename(target, backup)
         moved = backup
-    content = _windows_launcher() if os.name == "nt" else render()
+    _write_executable(target, _windows_launcher() if os.name == "nt" else render())
+    _compile_package()
+    return target, moved
+
+
+def write_command(folder: str) -> tuple[str, bool]:
+    """Write the `claude-guard` command beside the shim (POSIX); returns (path, written). A `claude-guard`
+    that is not ours (pipx's or uv's link to its own copy) is left alone: it is the user's choice."""
+    target = os.path.join(folder, COMMAND)
+    if os.path.lexists(target) and not resolve.is_shim(target):
+        return target, False
+    _write_executable(target, render("claude-guard.tmpl"))
+    return target, True
+
+
+def _write_executable(target: str, content: bytes) -> None:
     tmp = f"{target}.tmp-{os.getpid()}"
     with open(tmp, "wb") as f:
         f.write(content)
     os.chmod(tmp, 0o755)
     os.replace(tmp, target)
     resolve.forget(target)
-    _compile_package()
-    return target, moved
 
 
 def _compile_package() -> None:
@@ -134,9 +196,20 @@ def path_advice(folder: str, path_env: str | None = None) -> str | None:
 def run(args: argparse.Namespace) -> int:
     folder = os.path.abspath(os.path.expanduser(args.dir or default_dir()))
     target, moved = write_shim(folder)
-    output.data(f"installed the claude shim: {target}")
+    output.data(f"installed the claude shim: {target} (runs {sys.executable})")
+    checkout = source_checkout()
+    if checkout:
+        output.message(f"note: the shim runs claude-guard from the source checkout {checkout}; moving or deleting it "
+                       "leaves claude unguarded (it still starts, with a warning). For an install of its own: "
+                       f"pipx install {checkout} (or uv tool install {checkout}), then claude-guard install")
     if moved:
         output.data(f"moved the claude that was there to {moved} (uninstall puts it back)")
+    if os.name != "nt":
+        command, written = write_command(folder)
+        if written:
+            output.data(f"installed the claude-guard command: {command}")
+        else:
+            output.data(f"left {command} alone: it is not ours (pipx's or uv's own, or yours)")
     advice = path_advice(folder)
     if advice:
         output.data(f"{folder} does not come before the real claude on PATH; to fix it:\n  {advice}")

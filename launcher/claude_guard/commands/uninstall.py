@@ -1,4 +1,5 @@
-"""`claude-guard uninstall`: remove our shim (only ours) and the reap timer; restore a moved-aside claude."""
+"""`claude-guard uninstall`: remove our shim and `claude-guard` command (only ours) and the reap timer; restore a
+moved-aside claude."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 
 from .. import output, resolve
 from ..errors import ExitCode, GuardError
-from .install import BACKUP_SUFFIX, default_dir, shim_path
+from .install import BACKUP_SUFFIX, COMMAND, default_dir, shim_path
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,6 +33,11 @@ def run(args: argparse.Namespace) -> int:
     if os.path.lexists(backup):
         os.rename(backup, target)
         output.data(f"restored {target}")
+    command = os.path.join(folder, COMMAND)
+    if os.path.lexists(command) and resolve.is_shim(command):
+        os.unlink(command)
+        resolve.forget(command)
+        output.data(f"removed the claude-guard command {command}")
     try:
         from .. import timer
     except ImportError:
