@@ -12,7 +12,6 @@ Imported by scripts/bench*, which put this folder on sys.path; not part of the p
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -36,43 +35,22 @@ protect = ["release-notes", "/srv/important"]
 """
 CONFIG_KEYS = 5
 
-# What is copied to build from: only what the package is made of. pip builds a local folder in place,
-# leaving build/ behind, whose stale copies of removed modules would be installed by the next build.
-_SOURCES = ("pyproject.toml", "README.md", "launcher", "shims")
-
-
 def loadavg() -> str:
     with open("/proc/loadavg", encoding="ascii") as f:
         return " ".join(f.read().split()[:3])
 
 
-def base_python() -> str:
-    """The interpreter the venv is made from: the one behind this (dev venv) python, not a pyenv shim script."""
-    return getattr(sys, "_base_executable", "") or sys.executable
-
-
 def build_venv(dest: Path, *, log: Callable[[str], None] | None = None) -> Path:
-    """A fresh venv at `dest` with claude-guard installed from this checkout, not editable, as `pip install`
-    from the index would put it (byte-compiled, console scripts). Returns its python."""
+    """A fresh venv at `dest` with claude-guard installed from a wheel of this checkout, not editable and without
+    pip (as pipx and uv make them), through the same tests/installkit.py the install tests use. Returns its
+    python."""
     say = log or (lambda text: print(text, file=sys.stderr, flush=True))
+    sys.path.insert(0, str(REPO / "tests"))
+    from installkit import build_wheelhouse, make_venv
+
     began = time.monotonic()
-    subprocess.run([base_python(), "-m", "venv", str(dest)], check=True)
-    python = dest / "bin" / "python"
-    with tempfile.TemporaryDirectory(prefix="cg-bench-src-") as src_s:
-        src = Path(src_s) / "claude-guard"
-        src.mkdir()
-        ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc")
-        for name in _SOURCES:
-            item = REPO / name
-            if item.is_dir():
-                shutil.copytree(item, src / name, ignore=ignore)
-            else:
-                shutil.copy2(item, src / name)
-        r = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                            str(src)], capture_output=True, text=True, check=False)
-    if r.returncode != 0:
-        raise SystemExit(f"benchkit: pip install of the checkout into {dest} failed ({r.returncode}): "
-                         f"{r.stderr.strip()[-800:]}")
+    with tempfile.TemporaryDirectory(prefix="cg-bench-wheels-") as house:
+        python = make_venv(dest, build_wheelhouse(Path(house)))
     check_venv(python)
     say(f"benchkit: built a non-editable venv at {dest} in {time.monotonic() - began:.0f} s")
     return python

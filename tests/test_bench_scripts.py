@@ -68,6 +68,9 @@ def test_bench_launch_reports_every_figure(venv: Path) -> None:
     contention = by_name["6 concurrent launches against a cap of 2"]
     assert_measured(contention)
     assert contention["admitted"] == 2 and contention["refused"] == 4 and contention["target"] == 5.0
+    floor = by_name["6 concurrent bare `python -c pass`"]
+    assert_measured(floor)
+    assert floor["target"] is None
     version = by_name["`claude --version` through the shim"]
     turn = by_name["a whole real `claude -p` turn against a loopback API, through the shim"]
     if find_real_claude() is None:
@@ -112,6 +115,7 @@ def test_bench_writes_the_report(venv: Path, tmp_path: Path) -> None:
     report = out.read_text(encoding="utf-8")
     assert "| figure | ours | reference | ratio | target | verdict | load |" in report
     for name in ("session launch through the shim", "concurrent launches against a cap of 8",
+                 "64 concurrent bare `python -c pass` vs one alone",
                  "`claude --version` through the shim", "a whole real `claude -p` turn", "`ps --json` with 3",
                  "`reap --dry-run` with 3", "`reap --watch` resident memory"):
         assert name in report, name
