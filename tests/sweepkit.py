@@ -34,11 +34,15 @@ import pytest
 from claude_guard import procs
 
 REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures" / "realclaude"
 
 STANDIN = r'''#!{python}
 import json, os, signal, subprocess, sys, time
 if sys.argv[1:] == ["--version"]:
     print("2.1.330 (Claude Code stand-in)")
+    sys.exit(0)
+if sys.argv[1:] == ["--help"]:  # the real 2.1.330 help, for doctor's option table check
+    sys.stdout.write(open(os.path.join({fixtures!r}, "help-2.1.330.txt")).read())
     sys.exit(0)
 rec = os.environ["SWEEP_RECORD"]
 me = os.getpid()
@@ -174,7 +178,7 @@ while True:
 def _script(folder: Path, name: str, text: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
-    path.write_text(text.replace("{python}", sys.executable))
+    path.write_text(text.replace("{python}", sys.executable).replace("{fixtures!r}", repr(str(FIXTURES))))
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return path
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from claude_guard import resolve
+from claude_guard.commands.install import baked_python
 from conftest import wait_for
 from installkit import REPO, make_venv, user_env, wheelhouse
 from standin import write_standin
@@ -128,3 +129,53 @@ def test_install_leaves_a_foreign_claude_guard_alone(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "claude_guard", "uninstall", "--dir", str(shim_dir)], env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and (shim_dir / "claude-guard").is_symlink()
+
+
+def _tool_install(tool: str, home: Path, bin_dir: Path, wheelhouse: Path) -> dict[str, str]:
+    """`pipx install` / `uv tool install` of the built wheel, offline (the wheelhouse only), into a throwaway
+    HOME; returns the environment the user's shell would have."""
+    env = {**os.environ, **user_env(home, [bin_dir])}
+    wheel = str(next(wheelhouse.glob("claude_guard-*.whl")))
+    if tool == "pipx":
+        env.update({"PIPX_HOME": str(home / ".local" / "share" / "pipx"), "PIPX_BIN_DIR": str(bin_dir),
+                    "PIPX_MAN_DIR": str(home / ".local" / "share" / "man")})
+        argv = [sys.executable, "-m", "pipx", "install", f"--pip-args=--no-index --find-links {wheelhouse}", wheel]
+    else:
+        env.update({"UV_TOOL_DIR": str(home / ".local" / "share" / "uv" / "tools"), "UV_TOOL_BIN_DIR": str(bin_dir),
+                    "UV_CACHE_DIR": str(home / ".cache" / "uv"), "UV_PYTHON_DOWNLOADS": "never"})
+        argv = [sys.executable, "-m", "uv", "tool", "install", "--python", getattr(sys, "_base_executable", ""),
+                "--no-index", "--find-links", str(wheelhouse), wheel]
+    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return env
+
+
+@pytest.mark.parametrize("tool", ["pipx", "uv"])
+def test_pipx_and_uv_tool_installs_work_like_any_tool(tool: str, tmp_path: Path, wheelhouse: Path,
+                                                      started: list[subprocess.Popen[bytes]]) -> None:
+    pytest.importorskip(tool, reason=f"{tool} not installed: run scripts/setup --dev")
+    home = tmp_path / "home"
+    bin_dir = home / ".local" / "bin"  # where pipx and uv link their commands, and where the shim goes
+    env = _tool_install(tool, home, bin_dir, wheelhouse)
+    theirs = os.path.realpath(bin_dir / "claude-guard")
+    real = write_standin(tmp_path / "real", sys.executable)
+    record = tmp_path / "record"
+    record.mkdir()
+    env["PATH"] = os.pathsep.join([str(bin_dir), str(real.parent), "/usr/bin", "/bin"])
+    env["STANDIN_RECORD"] = str(record)
+    r = subprocess.run(["claude-guard", "install"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "note:" not in r.stderr  # the tool's environment is not a checkout
+    assert f"left {bin_dir / 'claude-guard'} alone" in r.stdout  # pipx's or uv's own link stays
+    assert os.path.realpath(bin_dir / "claude-guard") == theirs
+    baked = baked_python(str(bin_dir / "claude")) or ""
+    assert baked.startswith(str(home / ".local" / "share" / ("pipx" if tool == "pipx" else "uv"))), baked
+    p = subprocess.Popen(["claude", "-p", "hi"], env={**env, "STANDIN_SLEEP": "60"}, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    started.append(p)
+    wait_for((record / f"{p.pid}.json").exists)
+    ps = subprocess.run(["claude-guard", "ps"], env=env, capture_output=True, text=True, timeout=120)
+    assert ps.returncode == 0 and str(p.pid) in ps.stdout, ps.stderr
+    r = subprocess.run(["claude-guard", "uninstall"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and not (bin_dir / "claude").exists(), r.stderr
+    assert os.path.realpath(bin_dir / "claude-guard") == theirs

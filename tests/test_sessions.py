@@ -13,7 +13,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from claude_guard import clock, config, ledger, procs, reaper, sessions
+from claude_guard import clock, config, ledger, proc, procs, reaper, sessions
+from claude_guard.proc.linux import Linux
+from claude_guard.proc.portable import Portable, token
 from sweepkit import Sandbox, box, new_id, ppid, wait_for
 
 __all__ = ["box"]
@@ -31,15 +33,15 @@ def settings(**overrides: object) -> config.Settings:
     return config.load(None, {"min_age": 0, **overrides})
 
 
-def test_backends_agree(inproc: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_backends_agree(inproc: Sandbox) -> None:
     """The /proc pass and the psutil pass see the same processes the same way; only the start token's format
     differs, and each is procs.start_token's on its own system. (test_sweep_portability runs the rest of the
     psutil side, and Windows' rules, on live processes.)"""
     s = inproc.session(env={"SWEEP_GRANDCHILD": "1"})
     child = s.kid("child")[0]
     uid = os.getuid()
-    fast = {r.pid: r for r in sessions._scan_linux(uid) if r.pid in (s.pid, child)}
-    slow = {r.pid: r for r in sessions._scan_psutil(uid) if r.pid in (s.pid, child)}
+    fast = {r.pid: r for r in Linux().table(uid) if r.pid in (s.pid, child)}
+    slow = {r.pid: r for r in Portable().table(uid) if r.pid in (s.pid, child)}
     assert set(fast) == set(slow) == {s.pid, child}
     for pid, a in fast.items():
         b = slow[pid]
@@ -48,13 +50,12 @@ def test_backends_agree(inproc: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Non
         assert abs(a.created - b.created) < 1.0  # psutil's boot time is whole seconds (btime)
         assert a.rss > 0 and b.rss > 0  # read a moment apart, while a child may still be starting: not equal
         assert a.start == procs.start_token(pid)
-        assert b.start == sessions.token(psutil.Process(pid).create_time())
+        assert b.start == token(psutil.Process(pid).create_time())
     assert fast[s.pid].exe == slow[s.pid].exe  # /proc reads the executable of claude-like processes only
-    assert procs.claude_args(fast[s.pid].as_proc()) is not None
-    assert procs.claude_args(fast[child].as_proc()) is None
-    with monkeypatch.context() as m:
-        m.setattr(procs, "LINUX", False)  # procs as on macOS and Windows: the same token as the psutil pass
-        assert procs.start_token(s.pid) == slow[s.pid].start and procs.alive(s.pid, slow[s.pid].start)
+    assert proc.claude_args(fast[s.pid]) is not None
+    assert proc.claude_args(fast[child]) is None
+    elsewhere = Portable()  # the backend of macOS and Windows: the same token as the psutil pass
+    assert elsewhere.start_token(s.pid) == slow[s.pid].start and elsewhere.alive(s.pid, slow[s.pid].start)
 
 
 def test_view_merges_registry_session_file_and_tree(inproc: Sandbox) -> None:
@@ -101,10 +102,10 @@ def test_terminal_is_dead_once_it_hangs_up() -> None:
         assert p.stdout is not None and p.stdout.readline() == b"ok\n"
         row = procs.read(p.pid)
         assert row is not None and row.tty_nr != 0
-        assert sessions.terminal(p.pid, row.tty_nr) == (name, True)
+        assert procs.BACKEND.terminal(row) == (name, True)
         os.close(master)  # the window closes: hang-up
         wait_for(lambda: (procs.read(p.pid) or row).tty_nr == 0, 10, "the kernel to take the terminal away")
-        assert sessions.terminal(p.pid, 0) == (None, False)
+        assert procs.BACKEND.terminal(procs.read(p.pid) or row) == (None, False)
     finally:
         p.kill()
         p.wait()
@@ -115,7 +116,7 @@ def test_terminal_is_dead_once_it_hangs_up() -> None:
     try:
         os.close(slave)
         row = procs.read(q.pid)
-        assert row is not None and row.tty_nr == 0 and sessions.terminal(q.pid, row.tty_nr) == (None, False)
+        assert row is not None and row.tty_nr == 0 and procs.BACKEND.terminal(row) == (None, False)
     finally:
         q.kill()
         q.wait()
@@ -160,10 +161,10 @@ def test_cpu_idle_without_status(inproc: Sandbox) -> None:
     book = ledger.empty()
     first = sessions.collect(cfg, ledger=book, under=[str(inproc.tmp)])
     assert all(x.idle is None and not x.is_idle for x in first.sessions)  # no sample yet: unknown, never idle
-    sessions.observe(first, book, cfg)
+    ledger.observe(book, first, cfg)
     time.sleep(0.6)
     second = sessions.collect(cfg, ledger=book, under=[str(inproc.tmp)])
-    sessions.observe(second, book, cfg)
+    ledger.observe(book, second, cfg)
     time.sleep(0.2)
     third = {x.pid: x for x in sessions.collect(cfg, ledger=book, under=[str(inproc.tmp)]).sessions}
     assert third[quiet.pid].is_idle and third[quiet.pid].idle_source == "cpu" and (third[quiet.pid].idle or 0) > 0.5

@@ -1,8 +1,9 @@
 """The sweep's macOS and Windows code, run for real on Linux against live stand-in processes.
 
-Two module switches select that code: `sessions.PROC = False` reads the process table, and checks identities
-before signals, through psutil (as on macOS and Windows); `sessions.WINDOWS = True` adds what differs on
-Windows (owners by account name, consoles instead of terminals, parent PIDs that outlive their process).
+The process backend selects that code: `Portable()` reads the process table, and checks identities before
+signals, through psutil (as on macOS and Windows); `Portable(windows=True)` adds what differs on Windows
+(owners by account name, consoles instead of terminals, parent PIDs that outlive their process). Tests pass
+it to the sweep as it would be chosen there.
 psutil gives account names on Linux too, and its terminate() and kill() are SIGTERM and SIGKILL here, so
 everything but TerminateProcess itself runs. The Windows timer backend runs against a stand-in schtasks.
 
@@ -18,15 +19,15 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
-from claude_guard import argv, clock, config, ledger, paths, procs, reaper, sessions, timer
+from claude_guard import argv, clock, config, ledger, paths, proc, procs, reaper, sessions, timer
 from claude_guard.commands import doctor
+from claude_guard.proc.portable import Portable, token
 from sweepkit import Sandbox, box, new_id, ppid, wait_for
 
 __all__ = ["box"]
@@ -44,25 +45,24 @@ def inproc(box: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
 
 
 @pytest.fixture
-def elsewhere(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The psutil code of macOS and Windows, on Linux."""
-    monkeypatch.setattr(sessions, "PROC", False)
-    yield
+def elsewhere() -> Portable:
+    """The psutil backend of macOS and Windows, on Linux."""
+    return Portable()
 
 
 @pytest.fixture
-def windows(elsewhere: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def windows() -> Portable:
     """...with Windows' rules as well."""
-    monkeypatch.setattr(sessions, "WINDOWS", True)
-    yield
+    return Portable(windows=True)
 
 
 def settings(**overrides: object) -> config.Settings:
     return config.load(None, {"min_age": 0, **overrides})
 
 
-def view(box: Sandbox, cfg: config.Settings | None = None, book: dict[str, Any] | None = None) -> sessions.View:
-    return sessions.collect(cfg or settings(), ledger=book, under=[str(box.tmp)])
+def view(box: Sandbox, cfg: config.Settings | None = None, book: Any = None,
+         backend: proc.Backend | None = None) -> sessions.View:
+    return sessions.collect(cfg or settings(), ledger=book, under=[str(box.tmp)], backend=backend)
 
 
 def by_pid(v: sessions.View) -> dict[int, sessions.Session]:
@@ -73,22 +73,22 @@ def by_pid(v: sessions.View) -> dict[int, sessions.Session]:
 # The process table
 
 
-def test_windows_pass_reads_accounts_not_uids(inproc: Sandbox, windows: None) -> None:
+def test_windows_pass_reads_accounts_not_uids(inproc: Sandbox, windows: Portable) -> None:
     """No uids and no terminals on Windows: owners by account name, and only the user's own are read.
     (test_sessions.test_backends_agree compares the psutil pass with the /proc one.)"""
     s = inproc.session(guarded=False, env={"SWEEP_GRANDCHILD": "1"})
     child = s.kid("child")[0]
-    named = {r.pid: r for r in sessions._scan_psutil(None, ME) if r.pid in (s.pid, child)}
+    named = {r.pid: r for r in windows.table(None, ME) if r.pid in (s.pid, child)}
     assert set(named) == {s.pid, child}
     assert all(r.user == ME and r.uid == -1 and r.tty is None and r.tty_nr == 0 for r in named.values())
     native = procs.read(s.pid)
     assert native is not None and named[s.pid].cmdline == native.cmdline
-    assert named[s.pid].start == sessions.token(psutil.Process(s.pid).create_time())
-    assert not [r for r in sessions._scan_psutil(None, "NOBODY\\someone-else") if r.pid in (s.pid, child)]
-    assert sessions.same_user(ME.upper(), ME.lower())  # Windows account names ignore case
+    assert named[s.pid].start == token(psutil.Process(s.pid).create_time())
+    assert not [r for r in windows.table(None, "NOBODY\\someone-else") if r.pid in (s.pid, child)]
+    assert proc.same_user(ME.upper(), ME.lower())  # Windows account names ignore case
 
 
-def test_windows_pass_asks_psutil_only_for_what_windows_has(inproc: Sandbox, windows: None,
+def test_windows_pass_asks_psutil_only_for_what_windows_has(inproc: Sandbox, windows: Portable,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """psutil has no uids(), gids(), terminal() or num_fds() on Windows, and naming one in attrs is a
     ValueError there: the Windows pass must not ask for them (Linux psutil would answer, hiding the crash)."""
@@ -107,12 +107,12 @@ def test_windows_pass_asks_psutil_only_for_what_windows_has(inproc: Sandbox, win
 
     monkeypatch.setattr(psutil, "process_iter", process_iter)
     monkeypatch.setattr(psutil.Process, "as_dict", as_dict)
-    v = view(inproc)
+    v = view(inproc, backend=windows)
     assert s.pid in by_pid(v)
     assert asked and not posix_only & set(asked)
 
 
-def test_session_view_is_the_same_through_psutil(inproc: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_session_view_is_the_same_through_psutil(inproc: Sandbox, elsewhere: Portable) -> None:
     """collect() on the same live sessions, by /proc and by psutil: the same sessions, states, trees, working
     folders, Claude files and strays (each with its owner)."""
     idle = inproc.session(guarded=False, env={"SWEEP_STATUS": "idle", "SWEEP_SESSION": new_id(),
@@ -128,22 +128,21 @@ def test_session_view_is_the_same_through_psutil(inproc: Sandbox, monkeypatch: p
                 for s in v.sessions}
 
     native = view(inproc)
-    monkeypatch.setattr(sessions, "PROC", False)
-    other = view(inproc)
+    other = view(inproc, backend=elsewhere)
     assert set(facts(native)) == {idle.pid, busy.pid, plain.pid}
     assert facts(native) == facts(other)
     assert by_pid(other)[idle.pid].state == "idle" and by_pid(other)[busy.pid].kind == "print"
     assert abs((by_pid(native)[idle.pid].idle or 0) - (by_pid(other)[idle.pid].idle or 0)) < 5
     assert [(st.pid, st.owner.pid if st.owner else None) for st in native.strays] == \
            [(st.pid, st.owner.pid if st.owner else None) for st in other.strays] == [(grandchild, idle.pid)]
-    assert other.strays[0].start == sessions.token(psutil.Process(grandchild).create_time())
+    assert other.strays[0].start == token(psutil.Process(grandchild).create_time())
 
 
 # ----------------------------------------------------------------------------------------------------
 # Windows rules
 
 
-def test_windows_console_owner_and_rules(inproc: Sandbox, windows: None) -> None:
+def test_windows_console_owner_and_rules(inproc: Sandbox, windows: Portable) -> None:
     """An interactive session counts as in its console (kept by `idle` unless reap_attached); a print session
     has none; every row carries its account; another account's session is never ended."""
     interactive = inproc.session(guarded=False, env={"SWEEP_STATUS": "idle", "SWEEP_SESSION": new_id(),
@@ -151,7 +150,7 @@ def test_windows_console_owner_and_rules(inproc: Sandbox, windows: None) -> None
     printing = inproc.session("-p", "go", guarded=False, env={"SWEEP_STATUS": "idle", "SWEEP_SESSION": new_id(),
                                                                "SWEEP_STATUS_AGE": "600"})
     cfg = settings(idle_after="1m")
-    v = view(inproc, cfg)
+    v = view(inproc, cfg, backend=windows)
     got = by_pid(v)
     assert (got[interactive.pid].terminal, got[interactive.pid].attached) == ("console", True)
     assert (got[printing.pid].terminal, got[printing.pid].attached) == (None, False)
@@ -161,38 +160,38 @@ def test_windows_console_owner_and_rules(inproc: Sandbox, windows: None) -> None
     assert [(k.pid, k.why) for k in out.skips] == [
         (interactive.pid, "attached to live terminal console (set reap_attached to include it)")]
     # Another account: vetoed before any signal, whatever the policy.
-    rules = reaper.Rules(cfg, all_users=True)
+    rules = reaper.Rules(cfg, all_users=True, backend=windows)
     assert rules.user == ME and not rules.all_users  # no root on Windows: --all-users never ends others'
     rules.user = "NOBODY\\someone-else"
     assert rules.veto(got[printing.pid], False) == f"belongs to {ME} (only root with --all-users ends other users' " \
                                                    "sessions)"
 
 
-def test_windows_parent_pid_that_outlived_its_process(inproc: Sandbox, windows: None) -> None:
+def test_windows_parent_pid_that_outlived_its_process(inproc: Sandbox, windows: Portable) -> None:
     """Windows never reparents: a process keeps its dead parent's PID, which may since name a newer process.
     Neither counts as its parent: not in the tree, and the session is an orphan."""
     s = inproc.session("-p", "go", guarded=False)
-    row = sessions.scan(None, ME).rows[s.pid]
-    table = sessions.scan(None, ME)
-    assert not sessions.parent_gone(row, table)  # its host, alive and older
+    row = sessions.scan(None, ME, windows).rows[s.pid]
+    table = sessions.scan(None, ME, windows)
+    assert not windows.parent_gone(row, table.rows)  # its host, alive and older
     # A PID whose process has ended (and been reaped).
     ended = subprocess.Popen([sys.executable, "-c", "pass"])
     ended.wait()
-    stale = sessions.Process(row.pid, ended.pid, row.uid, row.start, row.state, row.comm, row.cmdline, row.exe, 0,
-                             row.rss, row.cpu, row.created, row.user)
-    assert sessions.parent_gone(stale, table)
+    stale = proc.Proc(row.pid, ended.pid, row.state, row.start, row.uid, 0, row.cmdline, row.exe, comm=row.comm,
+                      rss=row.rss, cpu=row.cpu, created=row.created, user=row.user)
+    assert windows.parent_gone(stale, table.rows)
     # A PID now held by a process younger than the child: not its parent, though it is alive.
     newer = inproc.spawn([sys.executable, "-c", "import time; time.sleep(600)"])
-    table = sessions.scan(None, ME)
-    reused = sessions.Process(row.pid, newer, row.uid, row.start, row.state, row.comm, row.cmdline, row.exe, 0,
-                              row.rss, row.cpu, row.created, row.user)
-    assert sessions.parent_gone(reused, table)
+    table = sessions.scan(None, ME, windows)
+    reused = proc.Proc(row.pid, newer, row.state, row.start, row.uid, 0, row.cmdline, row.exe, comm=row.comm,
+                       rss=row.rss, cpu=row.cpu, created=row.created, user=row.user)
+    assert windows.parent_gone(reused, table.rows)
     rows = dict(table.rows)
     rows[s.pid] = reused
-    assert s.pid not in sessions.Table(rows).descendants(newer)
+    assert s.pid not in sessions.Table(rows, windows).descendants(newer)
     # The same row judged as a session: orphan, and why.
     session = sessions.Session(reused, argv.classify(["-p", "go"]))
-    session.terminal, session.attached = sessions.terminal(s.pid, 0, None, session.kind)
+    session.terminal, session.attached = windows.terminal(reused, session.kind)
     sessions._judge_orphan(session, None, None, stale_parent=True)
     assert session.orphan and session.orphan_why == f"its parent (PID {newer}) is gone, no live terminal"
 
@@ -201,21 +200,21 @@ def test_windows_parent_pid_that_outlived_its_process(inproc: Sandbox, windows: 
 # Ending sessions through psutil
 
 
-def test_psutil_path_ends_an_orphaned_tree(inproc: Sandbox, windows: None) -> None:
+def test_psutil_path_ends_an_orphaned_tree(inproc: Sandbox, windows: Portable) -> None:
     """Windows rules, psutil signals: a print session whose host died is found (the parent it was first seen
     with is gone), planned with its Bash-tool child, and ended; TERM is ignored, so KILL follows."""
     s = inproc.session("-p", "go", guarded=False, env={"SWEEP_GRANDCHILD": "1", "SWEEP_TRAP": "ignore"})
     child, _ = s.kid("child")
     cfg = settings(grace="1s")
     book = ledger.empty()
-    first = view(inproc, cfg, book)
+    first = view(inproc, cfg, book, windows)
     assert not by_pid(first)[s.pid].orphan
-    sessions.observe(first, book, cfg)
+    ledger.observe(book, first, cfg)
     inproc.orphan(s)
-    second = view(inproc, cfg, book)
+    second = view(inproc, cfg, book, windows)
     mine = by_pid(second)[s.pid]
     assert mine.orphan and mine.state == "orphan" and mine.orphan_why.startswith(f"its parent (PID {s.host}) is gone")
-    tokens = {pid: sessions.token(psutil.Process(pid).create_time()) for pid in (s.pid, child)}
+    tokens = {pid: token(psutil.Process(pid).create_time()) for pid in (s.pid, child)}
     out = reaper.plan(second, cfg, only=["orphan"])
     assert [(a.pid, a.reason) for a in out.actions] == [(s.pid, "orphan")]
     assert [t[:2] for t in out.actions[0].targets] == [(s.pid, tokens[s.pid]), (child, tokens[child])]
@@ -224,37 +223,37 @@ def test_psutil_path_ends_an_orphaned_tree(inproc: Sandbox, windows: None) -> No
     assert action.outcome == "ended", action.errors
     # An ignored SIGTERM is inherited: the Bash-tool child needed the KILL too.
     assert action.signals == ["TERM", "KILL"] and action.killed == [s.pid, child]
-    assert not reaper.alive(s.pid, tokens[s.pid]) and not reaper.alive(child, tokens[child])
+    assert not windows.alive(s.pid, tokens[s.pid]) and not windows.alive(child, tokens[child])
     assert os.WIFSIGNALED(inproc.adopted_status(s.pid)) and os.WTERMSIG(inproc.adopted_status(s.pid)) == 9
     assert not s.alive
 
 
-def test_psutil_recheck_refuses_a_changed_identity(inproc: Sandbox, windows: None) -> None:
+def test_psutil_recheck_refuses_a_changed_identity(inproc: Sandbox, windows: Portable) -> None:
     victim = inproc.spawn([sys.executable, "-c", "import time; time.sleep(600)"])
-    token = sessions.token(psutil.Process(victim).create_time())
-    rules = reaper.Rules(settings(), all_users=False)
+    start = token(psutil.Process(victim).create_time())
+    rules = reaper.Rules(settings(), all_users=False, backend=windows)
     # A different start time at that PID: another process (a reused PID), never signalled.
-    assert reaper._signal(victim, sessions.token(psutil.Process(victim).create_time() - 1), False, signal.SIGTERM,
+    assert reaper._signal(victim, token(psutil.Process(victim).create_time() - 1), False, signal.SIGTERM,
                           rules) == "gone"
-    assert reaper._signal(victim, token, True, signal.SIGTERM, rules) == "refused: no longer runs Claude Code"
-    assert reaper._signal(os.getpid(), sessions.token(psutil.Process().create_time()), False, signal.SIGTERM,
+    assert reaper._signal(victim, start, True, signal.SIGTERM, rules) == "refused: no longer runs Claude Code"
+    assert reaper._signal(os.getpid(), token(psutil.Process().create_time()), False, signal.SIGTERM,
                           rules).startswith("refused: the reaper")
     rules.user = "NOBODY\\someone-else"
-    assert reaper._signal(victim, token, False, signal.SIGTERM, rules) == f"refused: now owned by {ME}"
-    assert reaper.alive(victim, token) and not reaper.alive(victim, token + "1")
+    assert reaper._signal(victim, start, False, signal.SIGTERM, rules) == f"refused: now owned by {ME}"
+    assert windows.alive(victim, start) and not windows.alive(victim, start + "1")
     # The right identity: sent, and gone.
     rules.user = ME
-    assert reaper._signal(victim, token, False, reaper._KILL, rules) == "sent"
+    assert reaper._signal(victim, start, False, reaper._KILL, rules) == "sent"
     assert os.WTERMSIG(inproc.adopted_status(victim)) == 9
-    assert not reaper.alive(victim, token)
-    assert reaper._signal(victim, token, False, reaper._KILL, rules) == "gone"
+    assert not windows.alive(victim, start)
+    assert reaper._signal(victim, start, False, reaper._KILL, rules) == "gone"
 
 
-def test_psutil_recheck_refuses_a_session_that_became_another_program(inproc: Sandbox, elsewhere: None) -> None:
+def test_psutil_recheck_refuses_a_session_that_became_another_program(inproc: Sandbox, elsewhere: Portable) -> None:
     s = inproc.session(guarded=False, env={"SWEEP_STATUS": "idle", "SWEEP_SESSION": new_id(),
                                            "SWEEP_STATUS_AGE": "600"})
     cfg = settings(idle_after="1m", grace="1s")
-    out = reaper.plan(view(inproc, cfg), cfg, only=["idle"])
+    out = reaper.plan(view(inproc, cfg, backend=elsewhere), cfg, only=["idle"])
     assert [a.pid for a in out.actions] == [s.pid]
     os.kill(s.pid, signal.SIGUSR1)  # the stand-in execs another program: same PID, same creation time
     wait_for(lambda: "claude" not in " ".join(psutil.Process(s.pid).cmdline()), 10, "the exec")

@@ -11,6 +11,7 @@ import os
 import sys
 
 from . import paths
+from .environ import MARKERS
 from .errors import ExitCode, GuardError
 
 # The hot path must not import typing, re or dataclasses (each costs about a bare interpreter start).
@@ -156,87 +157,128 @@ def _default_max_sessions() -> int:
     return max(2, int(total // 2 // (300 * 1024 * 1024)))
 
 
-# The markers a running session plants in its children's environment (see shared notes: real-claude.md).
-# An entry ending in `*` is a prefix. Configuration variables (CLAUDE_CODE_USE_BEDROCK,
-# CLAUDE_CODE_OAUTH_TOKEN, ...) are deliberately not here.
-DEFAULT_STRIP = [
-    "CLAUDECODE",
-    "CLAUDECODE_*",
-    "CLAUDE_CODE_SESSION_ID",
-    "CLAUDE_CODE_ENTRYPOINT",
-    "CLAUDE_PROJECT_DIR",
-    "CLAUDE_CODE_MESSAGING_SOCKET",
-    "CLAUDE_CODE_MESSAGING_SOCKET_TOKEN",
-    "CLAUDE_CODE_CHILD_NOTES_DIR",
-    "CLAUDE_CODE_LAUNCHED_BY_SESSION_IDS",
-    "CLAUDE_CODE_CHILD_SESSION",
-    "CLAUDE_CODE_SESSION_ATTENDED",
-    "CLAUDE_CODE_EXECPATH",
-    "CLAUDE_PID",
-    "CLAUDE_EFFORT",
-    "AI_AGENT",
-]
+# The markers a running session plants in its children's environment: environ.MARKERS, derived from a real session.
+DEFAULT_STRIP = list(MARKERS)
 
 
 class Key:
-    __slots__ = ("default", "help", "parse")
+    """One setting: its parser, default and help; which side reads it; the commands taking it as a flag."""
 
-    def __init__(self, parse: Callable[[object], Any], default: Callable[[], Any], help: str) -> None:
+    __slots__ = ("default", "flags", "help", "parse", "side")
+
+    def __init__(self, parse: Callable[[object], Any], default: Callable[[], Any], help: str, *,
+                 side: str = "sweep", flags: tuple[str, ...] = ()) -> None:
         self.parse = parse
         self.default = default
         self.help = help
+        self.side = side  # "launch" (the shim, exec, the SDK helpers) or "sweep" (ps, reap)
+        self.flags = flags  # commands with a --flag of this name: "exec" (kept off claude's environment), "reap"
 
+
+_LAUNCH = "launch"
+_EXEC = ("exec",)
+_REAP = ("reap",)
 
 KEYS: dict[str, Key] = {
     # launch side
-    "real_claude": Key(parse_path, lambda: "", "path of the real claude; empty: first non-shim `claude` on PATH"),
-    "max_sessions": Key(_parse_int(1), _default_max_sessions, "live sessions allowed per user (all, guarded or not)"),
-    "count_unguarded": Key(parse_bool, lambda: True,
-                           "count claude sessions started around the guard towards max_sessions"),
-    "on_cap": Key(_choice("refuse", "wait"), lambda: "refuse", "at the cap: refuse now, or wait for a slot"),
-    "wait_timeout": Key(parse_duration, lambda: 300.0, "with on_cap = wait: how long to wait for a slot"),
+    "max_sessions": Key(_parse_int(1), _default_max_sessions, "live sessions allowed per user (all, guarded or not)",
+                        side=_LAUNCH, flags=("exec", "reap")),
+    "on_cap": Key(_choice("refuse", "wait"), lambda: "refuse", "at the cap: refuse now, or wait for a slot",
+                  side=_LAUNCH, flags=_EXEC),
+    "wait_timeout": Key(parse_duration, lambda: 300.0, "with on_cap = wait: how long to wait for a slot",
+                        side=_LAUNCH, flags=_EXEC),
     "on_duplicate": Key(_choice("refuse", "takeover"), lambda: "refuse",
-                        "a session already open elsewhere: refuse, or end that process gracefully first"),
-    "strict": Key(parse_bool, lambda: False, "refuse to start claude when the guard itself fails"),
-    "state_dir": Key(parse_path, lambda: "", "where the registry lives; empty: the user's state folder"),
-    "lock_timeout": Key(parse_duration, lambda: 10.0, "longest wait for the registry lock"),
-    "keep_markers": Key(parse_bool, lambda: False, "keep nesting markers (CLAUDECODE, ...) for nested behaviour"),
-    "strip_env": Key(parse_list, lambda: list(DEFAULT_STRIP), "variables removed before claude starts (* = prefix)"),
-    "keep_env": Key(parse_list, lambda: [], "variables never removed, even when strip_env matches them"),
+                        "a session already open elsewhere: refuse, or end that process gracefully first",
+                        side=_LAUNCH, flags=_EXEC),
+    "count_unguarded": Key(parse_bool, lambda: True,
+                           "count claude sessions started around the guard towards max_sessions", side=_LAUNCH),
+    "strict": Key(parse_bool, lambda: False, "refuse to start claude when the guard itself fails", side=_LAUNCH,
+                  flags=_EXEC),
+    "real_claude": Key(parse_path, lambda: "", "path of the real claude; empty: first non-shim `claude` on PATH",
+                       side=_LAUNCH),
+    "state_dir": Key(parse_path, lambda: "", "where the registry lives; empty: the user's state folder", side=_LAUNCH),
+    "lock_timeout": Key(parse_duration, lambda: 10.0, "longest wait for the registry lock", side=_LAUNCH),
+    "keep_markers": Key(parse_bool, lambda: False, "keep nesting markers (CLAUDECODE, ...) for nested behaviour",
+                        side=_LAUNCH),
+    "strip_env": Key(parse_list, lambda: list(DEFAULT_STRIP), "variables removed before claude starts (* = prefix)",
+                     side=_LAUNCH),
+    "keep_env": Key(parse_list, lambda: [], "variables never removed, even when strip_env matches them", side=_LAUNCH),
     "unknown_batch": Key(_choice("refuse", "escape"), lambda: "refuse",
-                         "Windows: a claude .cmd that is not npm's shim: refuse, or run it with strict escaping"),
+                         "Windows: a claude .cmd that is not npm's shim: refuse, or run it with strict escaping",
+                         side=_LAUNCH),
     # sweep side
-    "idle_after": Key(parse_duration, lambda: 1800.0, "a session idle this long may be reaped"),
+    "idle_after": Key(parse_duration, lambda: 1800.0, "a session idle this long may be reaped", flags=_REAP),
     "idle_cpu": Key(lambda v: float(parse_duration(v)), lambda: 1.0,
-                    "without Claude's own status: idle means CPU below this percent over cpu_window"),
-    "cpu_window": Key(parse_duration, lambda: 300.0, "the window over which idle CPU is judged"),
-    "reap_attached": Key(parse_bool, lambda: False, "also reap idle sessions attached to a live terminal"),
-    "grace": Key(parse_duration, lambda: 10.0, "SIGTERM, then SIGKILL after this long"),
-    "min_age": Key(parse_duration, lambda: 60.0, "never end a session younger than this"),
-    "max_age": Key(parse_duration, lambda: 0.0, "end sessions older than this (0: off)"),
-    "memory_floor": Key(parse_size, lambda: 0.0, "end idle sessions while available memory is under this (0: off)"),
-    "memory_margin": Key(parse_size, lambda: 256 * 1024 * 1024, "reap until available memory is floor + margin"),
-    "protect": Key(parse_list, lambda: [], "never end these: session ids, names, PIDs, or cwd prefixes"),
-    "interval": Key(parse_duration, lambda: 60.0, "reap --watch: seconds between sweeps"),
-    "cooldown": Key(parse_duration, lambda: 15.0, "reap --watch: pause after ending something under memory pressure"),
+                    "without Claude's own status: idle means CPU below this percent over cpu_window", flags=_REAP),
+    "cpu_window": Key(parse_duration, lambda: 300.0, "the window over which idle CPU is judged", flags=_REAP),
+    "reap_attached": Key(parse_bool, lambda: False, "also reap idle sessions attached to a live terminal",
+                         flags=_REAP),
+    "grace": Key(parse_duration, lambda: 10.0, "SIGTERM, then SIGKILL after this long", flags=_REAP),
+    "min_age": Key(parse_duration, lambda: 60.0, "never end a session younger than this", flags=_REAP),
+    "max_age": Key(parse_duration, lambda: 0.0, "end sessions older than this (0: off)", flags=_REAP),
+    "memory_floor": Key(parse_size, lambda: 0.0, "end idle sessions while available memory is under this (0: off)",
+                        flags=_REAP),
+    "memory_margin": Key(parse_size, lambda: 256 * 1024 * 1024, "reap until available memory is floor + margin",
+                         flags=_REAP),
+    "protect": Key(parse_list, lambda: [], "never end these: session ids, names, PIDs, or cwd prefixes", flags=_REAP),
+    "interval": Key(parse_duration, lambda: 60.0, "reap --watch: seconds between sweeps", flags=_REAP),
+    "cooldown": Key(parse_duration, lambda: 15.0, "reap --watch: pause after ending something under memory pressure",
+                    flags=_REAP),
 }
 
 
+# Derived from KEYS: the settings a launch reads (the SDK helpers take exactly these), and the flags of
+# `claude-guard exec` and `claude-guard reap`.
+LAUNCH_KEYS = tuple(k for k, spec in KEYS.items() if spec.side == "launch")
+EXEC_FLAGS = tuple(k for k, spec in KEYS.items() if "exec" in spec.flags)
+REAP_FLAGS = tuple(k for k, spec in KEYS.items() if "reap" in spec.flags)
+
+
 class Settings:
-    """Effective values (`settings.max_sessions`) and where each came from (`settings.sources[key]`)."""
+    """Effective values (`settings.max_sessions`) and where each came from (`settings.sources[key]`).
+
+    Every key of KEYS is an attribute of the type its parser returns (a duration or a size is a float)."""
+
+    # launch side
+    real_claude: str
+    max_sessions: int
+    count_unguarded: bool
+    on_cap: str
+    wait_timeout: float
+    on_duplicate: str
+    strict: bool
+    state_dir: str
+    lock_timeout: float
+    keep_markers: bool
+    strip_env: list[str]
+    keep_env: list[str]
+    unknown_batch: str
+    # sweep side
+    idle_after: float
+    idle_cpu: float
+    cpu_window: float
+    reap_attached: bool
+    grace: float
+    min_age: float
+    max_age: float
+    memory_floor: float  # bytes, or a negative share of total memory (parse_size)
+    memory_margin: float
+    protect: list[str]
+    interval: float
+    cooldown: float
 
     def __init__(self, values: dict[str, Any], sources: dict[str, str]) -> None:
         self.values = values
         self.sources = sources
+        for key, value in values.items():
+            setattr(self, key, value)
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    def replace(self, source: str, **changes: Any) -> Settings:
+        """A copy with `changes` (already parsed values) taken from `source`; this one is left as it is."""
+        return Settings({**self.values, **changes}, {**self.sources, **dict.fromkeys(changes, source)})
 
     def registry_dir(self) -> str:
-        return str(self.values["state_dir"]) or paths.state_dir()
+        return self.state_dir or paths.state_dir()
 
 
 def _line_of(text: str, key: str) -> int | None:

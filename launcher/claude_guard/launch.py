@@ -17,6 +17,7 @@ import time
 
 from . import __version__, argv, environ, procs, resolve
 from .errors import ExitCode, GuardError
+from .proc import GONE_STATES, claude_args
 from .registry import Registry
 
 TYPE_CHECKING = False
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .config import Settings
+    from .proc import Backend
+    from .records import Entry, RegistryData, Waiter
 
 
 class Plan:
@@ -77,24 +80,25 @@ def _parent_name(ppid: int) -> str:
 class Census:
     """Who holds what, taken under the lock: live registry entries plus Claude processes in the table."""
 
-    def __init__(self, data: dict[str, Any], me: int) -> None:
+    def __init__(self, data: RegistryData, me: int, backend: Backend | None = None) -> None:
         self.me = me
+        self.backend = backend = backend or procs.BACKEND
         wrappers = self._wrapper_ancestors(me)
         self.table: dict[int, argv.Call] = {}
         seen: dict[int, str] = {}  # pid -> start token of every candidate the scan read
-        for proc in procs.scan(os.getuid() if hasattr(os, "getuid") else None, b"claude"):
-            if proc.state in ("Z", "X"):
+        for proc in backend.scan(os.getuid() if hasattr(os, "getuid") else None, b"claude"):
+            if proc.state in GONE_STATES:
                 continue
             seen[proc.pid] = proc.start
             if proc.pid == me or proc.pid in wrappers:
                 continue
-            args = procs.claude_args(proc, resolve.is_shim)
+            args = claude_args(proc, resolve.is_shim)
             if args is None:
                 continue
             call = argv.classify(args)
             if call.session:
                 self.table[proc.pid] = call
-        self.live: list[dict[str, Any]] = []
+        self.live: list[Entry] = []
         self.dead = 0
         for entry in data["sessions"]:
             if entry["pid"] == me:
@@ -102,25 +106,24 @@ class Census:
             start = seen.get(entry["pid"])
             # Entries are judged from the scan when it saw the pid; a registered process whose command line
             # no longer says claude (or a different OS) is asked directly.
-            if start == entry["start"] or (start is None and procs.alive(entry["pid"], entry["start"])):
+            if start == entry["start"] or (start is None and backend.alive(entry["pid"], entry["start"])):
                 self.live.append(entry)
             else:
                 self.dead += 1
 
-    @staticmethod
-    def _wrapper_ancestors(me: int) -> set[int]:
+    def _wrapper_ancestors(self, me: int) -> set[int]:
         """Ancestors that are this launch itself: a `claude` script that ends up running us (a user's
         wrapper, `timeout 40 claude ...` is a different program and never matched anyway). A real Claude
         Code ancestor (a session whose Bash tool runs `claude`) is a session and stays counted."""
         out: set[int] = set()
-        for pid in procs.ancestors(me):
-            proc = procs.read(pid)
+        for pid in self.backend.ancestors(me):
+            proc = self.backend.read(pid)
             if proc is None:
                 break
             exe_name = os.path.basename(proc.exe or "")
             if exe_name in procs.CLAUDE_NAMES:
                 break
-            if procs.claude_args(proc) is None:
+            if claude_args(proc) is None:
                 continue
             out.add(pid)
         return out
@@ -133,44 +136,20 @@ class Census:
     def holders(self, session_id: str) -> list[int]:
         """Live Claude processes holding `session_id`: by registry, by command line, and by Claude's own
         ~/.claude/sessions/<PID>.json (for processes started around the guard with `--continue`, a picker,
-        or an SDK)."""
+        or an SDK), each file checked to be its process's own as the sweep checks it (claudefiles)."""
+        from . import claudefiles, paths
+
         found = {e["pid"] for e in self.live if e.get("session_id") == session_id}
         found |= {pid for pid, call in self.table.items() if call.session_id == session_id}
-        for pid, start, sid, name in claude_session_files():
-            if pid == self.me or pid in found or session_id not in (sid, name):
+        for cf in claudefiles.read([paths.claude_sessions_dir()]):
+            if cf.pid == self.me or cf.pid in found or session_id not in (cf.session_id, cf.name):
                 continue
-            if procs.alive(pid, start) and (pid in self.table or _is_claude(pid)):
-                found.add(pid)
+            proc = self.backend.read(cf.pid)
+            if proc is None or proc.state in GONE_STATES or not cf.matches(proc, self.backend):
+                continue
+            if cf.pid in self.table or claude_args(proc, resolve.is_shim) is not None:
+                found.add(cf.pid)
         return sorted(found)
-
-
-def _is_claude(pid: int) -> bool:
-    proc = procs.read(pid)
-    return proc is not None and procs.claude_args(proc, resolve.is_shim) is not None
-
-
-def claude_session_files() -> list[tuple[int, str, str, str]]:
-    """(pid, procStart, sessionId, name) of each ~/.claude/sessions/<PID>.json that parses."""
-    from . import jsonio, paths
-
-    folder = paths.claude_sessions_dir()
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return []
-    out = []
-    for name in names:
-        if not name.endswith(".json") or not name[:-5].isdigit():
-            continue
-        try:
-            with open(os.path.join(folder, name), "rb") as f:
-                data = jsonio.loads(f.read(1 << 20).decode("utf-8"))
-            pid = int(data.get("pid", name[:-5]))
-            out.append((pid, str(data.get("procStart", "")), str(data.get("sessionId", "")),
-                        str(data.get("name") or "")))
-        except (OSError, ValueError, UnicodeDecodeError, AttributeError, TypeError):
-            continue
-    return out
 
 
 def _refuse_cap(census: Census, cap: int, waited: float | None, unguarded: bool) -> GuardError:
@@ -190,7 +169,7 @@ def _refuse_duplicate(session_id: str, holders: list[int]) -> GuardError:
         "copy, or set on_duplicate = \"takeover\"", ExitCode.REFUSED)
 
 
-def _entry(plan: Plan, pid: int, cookie: str) -> dict[str, Any]:
+def _entry(plan: Plan, pid: int, cookie: str) -> Entry:
     ppid = os.getppid()
     return {
         "pid": pid,
@@ -216,28 +195,26 @@ def _cwd() -> str:
         return ""
 
 
-def takeover(pids: list[int], grace: float) -> None:
-    """End the holders of a session gracefully: TERM, then KILL after `grace`; identity re-checked."""
+def takeover(pids: list[int], grace: float, backend: Backend | None = None) -> None:
+    """End the holders of a session gracefully: TERM, then KILL after `grace`, each signal checked as the
+    reaper's are (proc.Backend.signal: same process, still Claude Code; a pidfd where there is one)."""
     import signal
 
-    targets = [(pid, procs.start_token(pid)) for pid in pids]
+    backend = backend or procs.BACKEND
+    targets = [(pid, start) for pid in pids for start in (backend.start_token(pid),) if start]
     for pid, start in targets:
-        if start and procs.alive(pid, start) and _is_claude(pid):
-            os.kill(pid, signal.SIGTERM)
+        backend.signal(pid, start, signal.SIGTERM, claude=True, is_shim=resolve.is_shim)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(procs.alive(p, s) for p, s in targets):
+    while time.monotonic() < deadline and any(backend.alive(p, s) for p, s in targets):
         time.sleep(0.05)
-    # Windows has no SIGKILL: os.kill there is TerminateProcess whatever the signal, and it cannot be caught.
-    if sys.platform == "win32":
-        kill = signal.SIGTERM
-    else:
-        kill = signal.SIGKILL
+    # Windows has no SIGKILL: the backend's kill there is TerminateProcess, as its TERM is.
+    kill: int = getattr(signal, "SIGKILL", signal.SIGTERM)
     for pid, start in targets:
-        if procs.alive(pid, start) and _is_claude(pid):
-            os.kill(pid, kill)
+        if backend.alive(pid, start):
+            backend.signal(pid, start, kill, claude=True, is_shim=resolve.is_shim)
 
 
-def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = None) -> dict[str, Any]:
+def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = None) -> Entry:
     """Apply the duplicate and cap rules under the lock and register `pid` (default: this process).
 
     Raises GuardError(REFUSED) when a rule says no. With on_cap = wait, waits in arrival order (a FIFO of
@@ -249,23 +226,23 @@ def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = 
     cookie = plan.env.get(environ.COOKIE) or os.urandom(16).hex()
     plan.env[environ.COOKIE] = cookie
     sid = plan.call.session_id
-    cap = int(settings.max_sessions)
+    cap = settings.max_sessions
     wait = settings.on_cap == "wait"
-    unguarded = bool(settings.count_unguarded)
+    unguarded = settings.count_unguarded
     began = time.monotonic()
-    deadline = began + float(settings.wait_timeout)
+    deadline = began + settings.wait_timeout
     delay = 0.05
     took_over = False
     while True:
         with registry.locked():
             data = registry.load()
             census = Census(data, me)
-            waiters = [w for w in data["waiters"] if w["pid"] != me and procs.alive(w["pid"], w["start"])]
+            waiters: list[Waiter] = [w for w in data["waiters"] if w["pid"] != me and procs.alive(w["pid"], w["start"])]
             if sid:
                 holders = census.holders(sid)
                 if holders and settings.on_duplicate == "takeover" and not took_over:
                     registry.log(f"takeover of session {sid}: ending PIDs {holders}")
-                    takeover(holders, float(settings.grace))
+                    takeover(holders, settings.grace)
                     took_over = True
                     continue
                 if holders:
@@ -333,31 +310,27 @@ def start(plan: Plan, on_spawn: Callable[[int], None] | None = None, unknown_bat
 
 def run_guarded(program: str | None, prefix: list[str], args: list[str], *, self_path: str | None = None,
                 env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None,
-                warn: Callable[[str], None] | None = None) -> int:
+                warn: Callable[[str], None] | None = None, settings: Settings | None = None) -> int:
     """The whole launch: settings, real claude, plan, admission, start. Returns an exit status (or execs).
 
     `program` None means "the real claude" (the shim); otherwise it is what `claude-guard exec` was given.
+    `settings`: already loaded by the caller (else loaded here from `env` and `overrides`).
     The guard's own failures never keep claude from starting unless `strict` is set.
     """
-    return _run_guarded(program, prefix, args, self_path, env, overrides, warn)
-
-
-def _run_guarded(program: str | None, prefix: list[str], args: list[str], self_path: str | None,
-                 env: Mapping[str, str] | None, overrides: Mapping[str, Any] | None,
-                 warn: Callable[[str], None] | None) -> int:
     from . import config, output
 
     say = warn or output.message
     env = os.environ if env is None else env
-    # The shim (program None) reuses the config file's last parse: importing the TOML parser would cost every
-    # `claude` start more than a bare interpreter does.
-    settings = config.load(env, overrides, cache=program is None)
+    if settings is None:
+        # The shim (program None) reuses the config file's last parse: importing the TOML parser would cost
+        # every `claude` start more than a bare interpreter does.
+        settings = config.load(env, overrides, cache=program is None)
     if program is None:
         program = resolve.find_real_claude(settings.real_claude, env.get("PATH"), self_path)
     plan = prepare(program, prefix, args, env, settings)
     registry: Registry | None = None
     if plan.call.session:
-        registry = Registry(settings.registry_dir(), float(settings.lock_timeout))
+        registry = Registry(settings.registry_dir(), settings.lock_timeout)
         try:
             admit(plan, settings, registry)
         except GuardError as e:
@@ -386,4 +359,4 @@ def _run_guarded(program: str | None, prefix: list[str], args: list[str], self_p
             update_pid(reg, os.getpid(), child)
 
     sys.stdout.flush()
-    return start(plan, on_spawn, str(settings.unknown_batch))
+    return start(plan, on_spawn, settings.unknown_batch)

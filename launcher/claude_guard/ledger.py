@@ -18,12 +18,18 @@ from __future__ import annotations
 
 import os
 
-from . import clock, jsonio
-from .registry import Lock, Registry
+from . import clock, files, jsonio
+from .errors import ExitCode, GuardError
+from .registry import Lock, remove_stale_temps
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Iterable
+
+    from .config import Settings
+    from .reaper import Action
+    from .records import Book, Sample
+    from .sessions import View
 
 FILE = "sweep.json"
 LOCK = "sweep.lock"
@@ -34,13 +40,13 @@ def key(pid: int, start: str) -> str:
     return f"{pid}:{start}"
 
 
-def empty(boot: str | None = None) -> dict[str, Any]:
+def empty(boot: str | None = None) -> Book:
     return {"version": VERSION, "boot": boot or clock.boot_id(), "sleep": [], "procs": {},
             "cooldown_until": 0.0, "counters": {"ended": {}, "freed_bytes": {}, "failed": 0, "sweeps": 0,
                                                 "last_sweep": 0.0}}
 
 
-def load(folder: str) -> dict[str, Any]:
+def load(folder: str) -> Book:
     """The saved state (an empty one when missing or unreadable; it is only a cache and counters)."""
     boot = clock.boot_id()
     try:
@@ -53,26 +59,25 @@ def load(folder: str) -> dict[str, Any]:
     fresh = empty(boot)
     counters = data.get("counters")
     if isinstance(counters, dict):
-        fresh["counters"].update(counters)
+        fresh["counters"].update(counters)  # type: ignore[typeddict-item]
     if data.get("boot") == boot:
-        for name in ("sleep", "procs"):
-            if isinstance(data.get(name), type(fresh[name])):
-                fresh[name] = data[name]
+        if isinstance(data.get("sleep"), list):
+            fresh["sleep"] = data["sleep"]
+        if isinstance(data.get("procs"), dict):
+            fresh["procs"] = data["procs"]
         if isinstance(data.get("cooldown_until"), (int, float)):
             fresh["cooldown_until"] = float(data["cooldown_until"])
     return fresh
 
 
-class _Store(Registry):
-    """The registry's atomic writer (temp file, fsync, rename) pointed at sweep.json."""
-
-    def __init__(self, folder: str) -> None:
-        super().__init__(folder)
-        self.path = os.path.join(folder, FILE)
-
-
-def save(folder: str, data: dict[str, Any]) -> None:
-    _Store(folder).save(data)
+def save(folder: str, data: Book) -> None:
+    path = os.path.join(folder, FILE)
+    try:
+        files.atomic_write(path, jsonio.dumps(data).encode("ascii"))
+    except OSError as e:
+        raise GuardError(f"cannot write {path}: {e.strerror}; free disk space or fix the folder's permissions",
+                         ExitCode.STATE) from None
+    remove_stale_temps(path)
 
 
 def lock(folder: str, timeout: float) -> Lock:
@@ -83,7 +88,53 @@ def lock(folder: str, timeout: float) -> Lock:
     return Lock(os.path.join(folder, LOCK), timeout)
 
 
-def count(data: dict[str, Any], reason: str, freed: int) -> None:
-    counters = data["counters"]
+def observe(book: Book, view: View, settings: Settings) -> None:
+    """Fold a pass into the ledger: CPU windows, first-seen parents, the sleep offset."""
+    clock.record(book["sleep"], view.now)
+    old = book["procs"]
+    new: dict[str, Sample] = {}
+    window = settings.cpu_window
+    threshold = settings.idle_cpu / 100.0
+    for s in view.sessions:
+        k = key(s.pid, s.start)
+        rec = old.get(k)
+        if not isinstance(rec, dict) or not isinstance(rec.get("ref"), list):
+            rec = {"ref": [view.awake, s.cpu], "quiet": None, "judged": False, "ppid": s.row.ppid}
+        else:
+            t0, c0 = float(rec["ref"][0]), float(rec["ref"][1])
+            elapsed, used = view.awake - t0, s.cpu - c0
+            if used > threshold * window:
+                rec["ref"], rec["quiet"], rec["judged"] = [view.awake, s.cpu], None, True
+            elif elapsed >= window:
+                if used / elapsed <= threshold:
+                    rec["quiet"] = rec.get("quiet") if rec.get("quiet") is not None else t0
+                else:
+                    rec["quiet"] = None
+                rec["ref"], rec["judged"] = [view.awake, s.cpu], True
+        new[k] = rec
+    book["procs"] = new
+
+
+def count(book: Book, reason: str, freed: int) -> None:
+    counters = book["counters"]
     counters["ended"][reason] = int(counters["ended"].get(reason, 0)) + 1
     counters["freed_bytes"][reason] = int(counters["freed_bytes"].get(reason, 0)) + int(freed)
+
+
+def record(book: Book, actions: Iterable[Action], now: float, cooldown: float) -> None:
+    """What a sweep did: the ended processes forgotten, counters per reason, and the memory policy's cooldown
+    after a memory-pressure kill."""
+    counters = book["counters"]
+    failed = 0
+    for a in actions:
+        if a.outcome == "failed":
+            failed += 1
+        if a.outcome != "ended":
+            continue
+        book["procs"].pop(key(a.pid, a.start), None)  # gone: no sample to keep
+        count(book, a.reason, a.rss)
+        if a.reason == "memory":
+            book["cooldown_until"] = clock.awake() + cooldown
+    counters["failed"] = int(counters.get("failed", 0)) + failed
+    counters["sweeps"] = int(counters.get("sweeps", 0)) + 1
+    counters["last_sweep"] = now

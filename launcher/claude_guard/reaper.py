@@ -36,13 +36,18 @@ import signal
 import sys
 import time
 
-from . import jsonio, paths, procs, resolve, sessions
+from . import files, jsonio, paths, proc, procs, resolve, sessions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import Any
 
+    from .claudefiles import ClaudeFile
+    from .config import Settings
+    from .proc import Backend
+    from .records import Entry
+    from .registry import Registry
     from .sessions import Session, Stray, View
 
 POLICIES = ("dead", "orphan", "stray", "duplicate", "idle", "over-age", "over-cap", "memory")
@@ -128,11 +133,12 @@ class Skip:
 
 
 class Plan:
-    def __init__(self) -> None:
+    def __init__(self, backend: Backend | None = None) -> None:
+        self.backend = backend or proc.native()  # the view's: the targets' start tokens are its
         self.actions: list[Action] = []
         self.skips: list[Skip] = []
-        self.pruned: list[dict[str, Any]] = []
-        self.stale: list[sessions.ClaudeFile] = []
+        self.pruned: list[Entry] = []
+        self.stale: list[ClaudeFile] = []
         self.memory: dict[str, Any] | None = None
         self.notes: list[str] = []
 
@@ -164,19 +170,20 @@ class Plan:
 class Rules:
     """The never-end rules, fixed at the start of a sweep."""
 
-    def __init__(self, settings: Any, all_users: bool) -> None:
+    def __init__(self, settings: Settings, all_users: bool, backend: Backend | None = None) -> None:
+        self.backend = backend = backend or proc.native()
         self.me = os.getpid()
-        self.ancestors = set(procs.ancestors(self.me))
+        self.ancestors = set(backend.ancestors(self.me))
         self.uid = os.geteuid() if hasattr(os, "geteuid") else None
         # Windows: the account name (no uids; no root either, so --all-users never ends others' sessions).
-        self.user = sessions.whoami()[1] if sessions.WINDOWS else None
-        self.all_users = bool(all_users and self.uid == 0 and not sessions.WINDOWS)
-        self.min_age = float(settings.min_age)
-        self.reap_attached = bool(settings.reap_attached)
+        self.user = backend.whoami()[1] if backend.windows else None
+        self.all_users = bool(all_users and self.uid == 0 and not backend.windows)
+        self.min_age = settings.min_age
+        self.reap_attached = settings.reap_attached
         self.pids: set[int] = set()
         self.names: set[str] = set()
         self.folders: list[str] = []
-        for raw in settings.protect or []:
+        for raw in settings.protect:
             item = str(raw).strip()
             if item.isdigit():
                 self.pids.add(int(item))
@@ -192,8 +199,8 @@ class Rules:
     def owner_ok(self, uid: int, user: str | None = None) -> bool:
         if self.all_users:
             return True
-        if sessions.WINDOWS:
-            return sessions.same_user(user, self.user)
+        if self.backend.windows:
+            return proc.same_user(user, self.user)
         return self.uid is None or uid == self.uid
 
     def protected(self, pid: int, ids: Iterable[str | None], cwd: str | None) -> bool:
@@ -206,7 +213,7 @@ class Rules:
         if self.mine(s.pid) or self.me in s.tree:
             return "the reaper runs inside this session"
         if not self.owner_ok(s.row.uid, s.row.user):
-            return f"belongs to {_owner_name(s.row)} (only root with --all-users ends other users' sessions)"
+            return f"belongs to {self.backend.owner(s.row)} (only root with --all-users ends other users' sessions)"
         if self.protected(s.pid, (s.session_id, s.name), s.cwd):
             return "matches protect"
         if s.age is None:
@@ -221,18 +228,14 @@ class Rules:
         if self.mine(st.pid) or self.me in st.tree or any(self.mine(p) for p in st.tree):
             return "the reaper runs inside it"
         if not self.owner_ok(st.row.uid, st.row.user):
-            return f"belongs to {_owner_name(st.row)}"
-        cwd = sessions.cwd_of(st.pid)
+            return f"belongs to {self.backend.owner(st.row)}"
+        cwd = self.backend.cwd(st.pid)
         if self.protected(st.pid, (st.session_id,), cwd):
             return "matches protect"
         age = view.now - st.row.created if st.row.created else None
         if age is None or age < self.min_age:
             return "younger than min_age" if age is not None else "age unknown"
         return None
-
-
-def _owner_name(row: sessions.Process) -> str:
-    return (row.user or "another account") if sessions.WINDOWS else f"uid {row.uid}"
 
 
 def available_memory() -> tuple[int, int]:
@@ -265,13 +268,13 @@ def _bytes(setting: float, total: int) -> int:
     return int(-setting * total) if setting < 0 else int(setting)
 
 
-def plan(view: View, settings: Any, *, all_users: bool = False, force: bool = False,
+def plan(view: View, settings: Settings, *, all_users: bool = False, force: bool = False,
          only: Iterable[str] | None = None, cooldown_until: float = 0.0,
          memory: Callable[[], tuple[int, int]] = available_memory) -> Plan:
     """Decide what to end. Nothing is signalled here."""
-    rules = Rules(settings, all_users)
+    rules = Rules(settings, all_users, view.backend)
     wanted = set(only or POLICIES)
-    out = Plan()
+    out = Plan(view.backend)
     out.pruned = list(view.dead) if "dead" in wanted else []
     out.stale = list(view.stale) if "dead" in wanted else []
     taken: set[int] = set()
@@ -322,19 +325,19 @@ def plan(view: View, settings: Any, *, all_users: bool = False, force: bool = Fa
         for s in live:
             if s.duplicate_of:
                 take(s, "duplicate", f"session {s.session_id} is also open in older PID {s.duplicate_of}")
-    idle_after = float(settings.idle_after)
+    idle_after = settings.idle_after
     if "idle" in wanted and idle_after > 0:
         for s in live:
             if s.is_idle and s.idle is not None and s.idle >= idle_after:
                 source = "Claude's status" if s.idle_source == "status" else "CPU under idle_cpu"
                 take(s, "idle", f"idle {human_duration(s.idle)} by {source} (idle_after "
                                 f"{human_duration(idle_after)})", attached_matters=True)
-    max_age = float(settings.max_age or 0)
+    max_age = settings.max_age
     if "over-age" in wanted and max_age > 0:
         for s in live:
             if s.over_age:
                 take(s, "over-age", f"running {human_duration(s.age)} (max_age {human_duration(max_age)})")
-    cap = int(settings.max_sessions)
+    cap = settings.max_sessions
     if "over-cap" in wanted:
         remaining = [s for s in live if s.pid not in taken]
         excess = len(remaining) - cap
@@ -344,11 +347,11 @@ def plan(view: View, settings: Any, *, all_users: bool = False, force: bool = Fa
             if take(s, "over-cap", f"{len(remaining)} sessions live, max_sessions {cap}; idle "
                                    f"{human_duration(s.idle)}", attached_matters=True):
                 excess -= 1
-    floor_setting = float(settings.memory_floor)
+    floor_setting = settings.memory_floor
     if "memory" in wanted and floor_setting:
         available, total = memory()
         floor = _bytes(floor_setting, total)
-        target = floor + _bytes(float(settings.memory_margin), total)
+        target = floor + _bytes(settings.memory_margin, total)
         out.memory = {"available_bytes": available, "total_bytes": total, "floor_bytes": floor,
                       "target_bytes": target, "pressure": available < floor}
         if available < floor and cooldown_until > view.awake:
@@ -391,118 +394,39 @@ def _stray_targets(st: Stray, view: View, rules: Rules) -> list[tuple[int, str, 
 
 
 def _signal(pid: int, start: str, claude: bool, sig: int, rules: Rules) -> str:
-    """Send `sig` (SIGTERM or _KILL) to that very process. Returns "sent", "gone", or why it was not sent."""
+    """Send `sig` (SIGTERM or _KILL) to that very process, checked by the backend right before (proc.Backend.signal:
+    identity, owner, still Claude Code). Returns "sent", "gone", or why it was not sent."""
     if rules.mine(pid):
         return "refused: the reaper or one of its ancestors"
-    if sessions.PROC:
-        return _signal_proc(pid, start, claude, sig, rules)
-    return _signal_psutil(pid, start, claude, sig, rules)
+    return rules.backend.signal(pid, start, sig, owner_ok=rules.owner_ok, claude=claude, is_shim=resolve.is_shim)
 
 
-def _signal_proc(pid: int, start: str, claude: bool, sig: int, rules: Rules) -> str:
-    """Linux, start tokens from /proc: checked through /proc, sent through a pidfd opened before the check."""
-    if not sys.platform.startswith("linux"):
-        raise OSError("/proc is read on Linux only")
-    pidfd = -1
-    if hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal"):
-        try:
-            pidfd = os.pidfd_open(pid)
-        except ProcessLookupError:
-            return "gone"
-        except OSError:
-            pidfd = -1  # an old kernel: fall back to kill(2) right after the check
-    try:
-        row = procs.read(pid)
-        if row is None or row.start != start or row.state in ("Z", "X"):
-            return "gone"
-        if not rules.owner_ok(row.uid):
-            return f"refused: now owned by uid {row.uid}"
-        if claude and procs.claude_args(row, resolve.is_shim) is None:
-            return "refused: no longer runs Claude Code"
-        if pidfd >= 0:
-            signal.pidfd_send_signal(pidfd, sig)
-        else:
-            os.kill(pid, sig)
-        return "sent"
-    except ProcessLookupError:
-        return "gone"
-    except PermissionError:
-        return "refused: permission denied"
-    finally:
-        if pidfd >= 0:
-            os.close(pidfd)
-
-
-def _signal_psutil(pid: int, start: str, claude: bool, sig: int, rules: Rules) -> str:
-    """Everywhere else: psutil.Process records the creation time when made, and its terminate() and kill()
-    refuse (NoSuchProcess) when the PID names another process by then; the start token is compared first."""
-    import psutil
-
-    try:
-        p = psutil.Process(pid)
-        with p.oneshot():
-            if sessions.token(p.create_time()) != start or p.status() == psutil.STATUS_ZOMBIE:
-                return "gone"
-            if sys.platform == "win32" or sessions.WINDOWS:  # the platform test tells mypy uids() is POSIX-only
-                uid, user = -1, p.username()
-            else:
-                uid, user = p.uids().real, None
-            if not rules.owner_ok(uid, user):
-                return f"refused: now owned by {user or 'another account'}" if sessions.WINDOWS \
-                    else f"refused: now owned by uid {uid}"
-            if claude:
-                row = procs.Proc(pid, p.ppid(), "S", start, uid, 0, p.cmdline(), p.exe() or None)
-                if procs.claude_args(row, resolve.is_shim) is None:
-                    return "refused: no longer runs Claude Code"
-        if sig == signal.SIGTERM:
-            p.terminate()  # SIGTERM; Windows: TerminateProcess
-        else:
-            p.kill()  # SIGKILL; Windows: TerminateProcess
-        return "sent"
-    except psutil.NoSuchProcess:  # ZombieProcess included
-        return "gone"
-    except psutil.AccessDenied:
-        return "refused: permission denied"
-
-
-def alive(pid: int, start: str) -> bool:
-    """That very process still runs (not a zombie); its start token is read as the table's was."""
-    if sessions.PROC:
-        return procs.alive(pid, start)
-    import psutil
-
-    try:
-        p = psutil.Process(pid)
-        return sessions.token(p.create_time()) == start and p.status() != psutil.STATUS_ZOMBIE
-    except (psutil.Error, OSError):
-        return False
-
-
-def execute(out: Plan, settings: Any, *, all_users: bool = False, log: bool = True,
+def execute(out: Plan, settings: Settings, *, all_users: bool = False, log: bool = True,
             stop: Callable[[], bool] | None = None) -> None:
     """End every planned action: TERM to all targets, KILL to survivors after `grace`."""
     if not out.actions:
         return
-    rules = Rules(settings, all_users)
-    grace = float(settings.grace)
+    rules = Rules(settings, all_users, out.backend)
+    alive = out.backend.alive
+    grace = settings.grace
     for action in out.actions:
         action.signals.append("TERM")
         for pid, start, claude in action.targets:
             result = _signal(pid, start, claude, signal.SIGTERM, rules)
             if result.startswith("refused"):
                 action.errors.append(f"PID {pid}: {result}")
-    _wait(out.actions, time.monotonic() + grace)
+    _wait(out.actions, time.monotonic() + grace, alive)
     for action in out.actions:
-        survivors = _alive(action)
+        survivors = _alive(action, alive)
         if not survivors:
             continue
         action.signals.append("KILL")
         for pid, start, claude in survivors:
             if _signal(pid, start, claude, _KILL, rules) == "sent":
                 action.killed.append(pid)
-    _wait(out.actions, time.monotonic() + 5.0)
+    _wait(out.actions, time.monotonic() + 5.0, alive)
     for action in out.actions:
-        left = _alive(action)
+        left = _alive(action, alive)
         if left:
             action.outcome = "failed"
             action.errors.append("still running: " + ", ".join(str(p) for p, _, _ in left))
@@ -514,12 +438,12 @@ def execute(out: Plan, settings: Any, *, all_users: bool = False, log: bool = Tr
         audit(out)
 
 
-def _alive(action: Action) -> list[tuple[int, str, bool]]:
+def _alive(action: Action, alive: Callable[[int, str], bool]) -> list[tuple[int, str, bool]]:
     return [t for t in action.targets if alive(t[0], t[1])]
 
 
-def _wait(actions: list[Action], deadline: float) -> None:
-    while time.monotonic() < deadline and any(_alive(a) for a in actions):
+def _wait(actions: list[Action], deadline: float, alive: Callable[[int, str], bool]) -> None:
+    while time.monotonic() < deadline and any(_alive(a, alive) for a in actions):
         time.sleep(0.05)
 
 
@@ -565,27 +489,19 @@ def audit(out: Plan) -> None:
         return
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
-        try:
-            # Rotated before it is opened: Windows cannot rename a file that is open.
-            if os.lstat(path).st_size > _AUDIT_LIMIT:
-                os.replace(path, path + ".1")
-        except FileNotFoundError:
-            pass
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        try:
-            os.write(fd, "".join(jsonio.dumps(line) + "\n" for line in lines).encode("ascii"))
-        finally:
-            os.close(fd)
+        files.append(path, "".join(jsonio.dumps(line) + "\n" for line in lines), _AUDIT_LIMIT)
     except OSError:
         pass  # the report on stdout still says what was done; a full disk must not stop the reaper
 
 
-def prune(registry: Any, ended: Iterable[tuple[int, str]] = ()) -> list[dict[str, Any]]:
-    """Drop entries whose process is gone (and those just ended) from the registry, under its lock."""
+def prune(registry: Registry, ended: Iterable[tuple[int, str]] = ()) -> list[Entry]:
+    """Drop entries whose process is gone (and those just ended) from the registry, under its lock. The
+    registry's start tokens are always this system's backend's (the launch wrote them)."""
     gone = set(ended)
     with registry.locked():
         data = registry.load()
-        keep, dropped = [], []
+        keep: list[Entry] = []
+        dropped: list[Entry] = []
         for entry in data["sessions"]:
             if (entry["pid"], entry["start"]) in gone or not procs.alive(entry["pid"], entry["start"]):
                 dropped.append(entry)

@@ -6,8 +6,8 @@ Layout (all in `state_dir`, a folder of mode 0700 owned by the user):
   guard.log            one line per launch decision and repair
 
 Why each rule:
-- Writes go to a temp file that is fsynced and renamed over the old one, so a launch killed at any moment
-  leaves either the old or the new registry, never half of one.
+- Writes go through files.atomic_write (a temp file fsynced and renamed over the old one), so a launch
+  killed at any moment leaves either the old or the new registry, never half of one.
 - A registry that does not parse is renamed aside (`registry.json.corrupt-<time>`, nothing lost) and
   rebuilt; the guard must never keep `claude` from starting because of its own state.
 - A folder or file that is a symlink, owned by someone else, or writable by others is refused: it would
@@ -22,12 +22,14 @@ import stat
 import sys
 import time
 
-from . import jsonio
+from . import files, jsonio, procs
 from .errors import ExitCode, GuardError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from .records import RegistryData
 
 if sys.platform != "win32":
     import fcntl
@@ -155,15 +157,15 @@ class Registry:
         ensure_dir(self.folder)
         return Lock(os.path.join(self.folder, LOCK), self.lock_timeout)
 
-    def load(self) -> dict[str, Any]:
+    def load(self) -> RegistryData:
         """The registry's content; a missing file is an empty registry, a bad one is set aside."""
         try:
-            return self._read()
+            return self.read()
         except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError) as e:
             reason = e.strerror if isinstance(e, OSError) and e.strerror else "not a valid registry"
             return self._set_aside(reason)
 
-    def peek(self) -> dict[str, Any]:
+    def peek(self) -> RegistryData:
         """The registry for reading only (ps, the sweep's planning): the same safety checks as `load` (an unsafe
         folder or file raises GuardError), no lock needed (it is replaced by rename), and nothing moved: a file
         that does not parse reads as empty, and the next launch sets it aside."""
@@ -174,11 +176,11 @@ class Registry:
         if describe_unsafe(st) or not stat.S_ISDIR(st.st_mode):
             raise _unsafe(self.folder, st, "state folder")
         try:
-            return self._read()
+            return self.read()
         except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError):
             return _empty()
 
-    def _read(self) -> dict[str, Any]:
+    def read(self) -> RegistryData:
         """The file's content, checked: missing reads as empty; a symlink or another user's file raises
         GuardError; anything unreadable or malformed raises for the caller to handle."""
         try:
@@ -191,7 +193,7 @@ class Registry:
         with os.fdopen(fd, "rb") as f:
             return _validate(jsonio.loads(f.read(64 << 20).decode("utf-8")))
 
-    def _set_aside(self, reason: str) -> dict[str, Any]:
+    def _set_aside(self, reason: str) -> RegistryData:
         aside = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         try:
             os.rename(self.path, aside)
@@ -201,95 +203,51 @@ class Registry:
                                  f"({e.strerror}); starting a new one")
         return _empty()
 
-    def save(self, data: dict[str, Any]) -> None:
-        """Atomically replace the registry (temp file, fsync, rename, fsync of the folder)."""
+    def save(self, data: RegistryData) -> None:
+        """Atomically replace the registry (files.atomic_write: temp file, fsync, rename, fsync of the folder)."""
         data["version"] = VERSION
-        payload = jsonio.dumps(data).encode("ascii")
-        tmp = f"{self.path}.tmp-{os.getpid()}"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
         try:
-            fd = os.open(tmp, flags, 0o600)
-            try:
-                view = memoryview(payload)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
+            files.atomic_write(self.path, jsonio.dumps(data).encode("ascii"))
         except OSError as e:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
             raise GuardError(f"cannot write registry {self.path}: {e.strerror}; free disk space or fix the "
                              "folder's permissions", ExitCode.STATE) from None
-        self._remove_stale_temps()
-        if hasattr(os, "O_DIRECTORY"):
-            try:
-                dfd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
-            except OSError:
-                pass  # durability of the rename is best effort; the content is already safe
-
-    def _remove_stale_temps(self) -> None:
-        """A writer killed between creating its temp file and the rename leaves the file behind; its pid is
-        in the name. Only temps of this very file whose writer is gone are removed: another file in the folder
-        (the sweep's ledger) is saved under another lock, and the lock alone must not be what keeps a live
-        writer's temp file safe."""
-        prefix = os.path.basename(self.path) + ".tmp-"
-        try:
-            names = [n for n in os.listdir(self.folder) if n.startswith(prefix)]
-        except OSError:
-            return
-        for name in names:
-            pid = name[len(prefix):]
-            if not pid.isdigit() or int(pid) == os.getpid() or _pid_exists(int(pid)):
-                continue
-            try:
-                os.unlink(os.path.join(self.folder, name))
-            except OSError:
-                pass
+        remove_stale_temps(self.path)
 
     def log(self, line: str) -> None:
         """Append one line to guard.log (never to stdout: SDK hosts read claude's stdout)."""
-        path = os.path.join(self.folder, LOG)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o600)
-            try:
-                if os.fstat(fd).st_size > _LOG_LIMIT:
-                    os.replace(path, path + ".1")
-                os.write(fd, f"{stamp} pid={os.getpid()} {line}\n".encode("utf-8", "backslashreplace"))
-            finally:
-                os.close(fd)
+            files.append(os.path.join(self.folder, LOG), f"{stamp} pid={os.getpid()} {line}\n", _LOG_LIMIT)
         except OSError:
             pass  # the log is a record, not a reason to fail a launch
 
 
-def _pid_exists(pid: int) -> bool:
-    """Whether any process has this pid (a zombie included: its temp file goes at a later save)."""
-    if sys.platform == "win32":
-        from . import procs
-
-        return procs.start_token(pid) is not None
+def remove_stale_temps(path: str) -> None:
+    """A writer killed between creating its temp file (files.atomic_write) and the rename leaves the file
+    behind; its pid is in the name. Only temps of this very file whose writer is gone are removed: another
+    file in the folder (the sweep's ledger) is saved under another lock, and the lock alone must not be what
+    keeps a live writer's temp file safe."""
+    folder, prefix = os.path.dirname(path), os.path.basename(path) + ".tmp-"
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
+        names = [n for n in os.listdir(folder) if n.startswith(prefix)]
     except OSError:
-        return True  # EPERM: it exists, as another user's process
-    return True
+        return
+    for name in names:
+        pid = name[len(prefix):]
+        # Any process with that pid keeps it (a zombie's temp file goes at a later save).
+        if not pid.isdigit() or int(pid) == os.getpid() or procs.start_token(int(pid)) is not None:
+            continue
+        try:
+            os.unlink(os.path.join(folder, name))
+        except OSError:
+            pass
 
 
-def _empty() -> dict[str, Any]:
+def _empty() -> RegistryData:
     return {"version": VERSION, "sessions": [], "waiters": []}
 
 
-def _validate(data: Any) -> dict[str, Any]:
+def _validate(data: Any) -> RegistryData:
     """Accept only the shape we write; anything else counts as corrupt."""
     if not isinstance(data, dict) or data.get("version") != VERSION:
         raise ValueError("unknown registry format")
@@ -303,4 +261,4 @@ def _validate(data: Any) -> dict[str, Any]:
             raise ValueError("unknown registry entry")
     data.setdefault("sessions", sessions)
     data.setdefault("waiters", waiters)
-    return data
+    return data  # type: ignore[return-value]

@@ -11,6 +11,10 @@ import os
 
 from .errors import ExitCode, GuardError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 # Written into every shim by `claude-guard install`; how the tool tells its own file from a foreign one.
 MARKER = b"claude-guard-shim-id: 6f1e0c2a-8d3b-4c55-9a70-claude-guard"
 
@@ -74,10 +78,7 @@ def find_real_claude(explicit: str, path_env: str | None, self_path: str | None)
                              "real claude", ExitCode.NOT_FOUND)
         return explicit
     searched = 0
-    for folder in (path_env or os.defpath).split(os.pathsep):
-        candidate = os.path.join(folder or ".", "claude")
-        if not (os.path.isfile(candidate) and os.access(candidate, os.X_OK)):
-            continue
+    for candidate in on_path(path_env):
         searched += 1
         if _same(candidate, self_path) or is_shim(candidate):
             # The claude that stood here before install is the one this PATH position meant.
@@ -90,3 +91,21 @@ def find_real_claude(explicit: str, path_env: str | None, self_path: str | None)
     raise GuardError(f"the real claude was not found on PATH{shims}; install Claude Code "
                      "(npm install -g @anthropic-ai/claude-code) or set CLAUDE_GUARD_REAL_CLAUDE=/path/to/claude",
                      ExitCode.NOT_FOUND)
+
+
+def on_path(path_env: str | None) -> Iterator[str]:
+    """Every executable `claude` on PATH, in PATH order: the one PATH walk (doctor asks for the first)."""
+    for folder in (path_env or os.defpath).split(os.pathsep):
+        candidate = os.path.join(folder or ".", "claude")
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            yield candidate
+
+
+def first_on_path(path_env: str | None, pathext: str = "") -> str | None:
+    """The claude a shell would start, shim or not; Windows finds claude.exe, claude.cmd, ... with PATHEXT,
+    as the console does."""
+    if os.name == "nt":
+        from .win import pathext as windows
+
+        return windows.which("claude", path_env or "", pathext, lambda _: False)
+    return next(on_path(path_env), None)

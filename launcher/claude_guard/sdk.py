@@ -12,8 +12,8 @@ what is not given comes from the user's config file and CLAUDE_GUARD_* variables
 `on_cap`, which defaults to "wait" here: a program that spawns an agent would rather queue for a slot than fail.
 
 Hosts import this module at start-up, so it imports nothing beyond os and sys: the claude_agent_sdk package is
-imported inside guarded_options, the config parser only to check settings, and nothing of the sweep (psutil,
-filelock) ever.
+imported inside guarded_options, the config table only to list and check settings, and nothing of the sweep
+(psutil, filelock) ever.
 """
 
 from __future__ import annotations
@@ -30,14 +30,33 @@ if TYPE_CHECKING:
     # An optional dependency (the `sdk` extra): type-checks as Any where it is not installed.
     from claude_agent_sdk import ClaudeAgentOptions  # type: ignore[import-not-found, unused-ignore]
 
+    SETTINGS: tuple[str, ...]
+
 __all__ = ["SETTINGS", "guarded_command", "guarded_env", "guarded_options", "node_module", "popen", "shim_entry"]
 
-# The settings a launch reads (config.KEYS holds their types and help); the sweep's keys mean nothing here.
-SETTINGS = ("max_sessions", "on_cap", "wait_timeout", "on_duplicate", "count_unguarded", "strict", "real_claude",
-            "state_dir", "lock_timeout", "keep_markers", "strip_env", "keep_env", "unknown_batch")
-# Settings `claude-guard exec` takes as options; they stay on its command line instead of reaching claude's
-# environment (and from there every claude that session's tools start).
-_EXEC_FLAGS = ("max_sessions", "on_cap", "wait_timeout", "on_duplicate")
+# SETTINGS (module attribute, made on first use so that importing this module loads nothing more): the
+# settings a launch reads, config.LAUNCH_KEYS; the sweep's keys mean nothing here.
+
+
+def __getattr__(name: str) -> tuple[str, ...]:
+    if name == "SETTINGS":
+        return _settings()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _settings() -> tuple[str, ...]:
+    from . import config
+
+    return config.LAUNCH_KEYS
+
+
+def _exec_flags() -> tuple[str, ...]:
+    """Settings `claude-guard exec` takes as options with a value (`--strict` has none: see guarded_command);
+    they stay on its command line instead of reaching claude's environment (and from there every claude that
+    session's tools start)."""
+    from . import config
+
+    return tuple(k for k in config.EXEC_FLAGS if config.KEYS[k].parse is not config.parse_bool)
 REAL_CLAUDE_VAR = "CLAUDE_GUARD_REAL_CLAUDE"
 _SHIM_SCRIPT = "claude-guard-shim"
 _CLI_SCRIPT = "claude-guard"
@@ -51,9 +70,10 @@ _WAIT_MARGIN = 5.0
 def _check(settings: Mapping[str, object]) -> dict[str, object]:
     """The settings with None values dropped; TypeError for a name that is not a setting, ValueError for a
     value that does not parse (the same parsers as the config file, so the launch cannot reject it later)."""
-    unknown = sorted(set(settings) - set(SETTINGS))
+    valid = _settings()
+    unknown = sorted(set(settings) - set(valid))
     if unknown:
-        raise TypeError(f"unknown claude-guard setting(s) {', '.join(unknown)}; valid: {', '.join(SETTINGS)}")
+        raise TypeError(f"unknown claude-guard setting(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
     from . import config
 
     out: dict[str, object] = {}
@@ -219,7 +239,7 @@ def guarded_command(args: Sequence[str | os.PathLike[str]], **settings: Any) -> 
     # An embedded interpreter's sys.executable may not be a Python at all; the console script never depends on it.
     head = [cli] if cli else [sys.executable, "-m", "claude_guard"]
     flags: list[str] = []
-    for key in _EXEC_FLAGS:
+    for key in _exec_flags():
         if key in checked:
             flags += ["--" + key.replace("_", "-"), _text(checked[key])]
     if checked.get("strict") is True:
@@ -233,7 +253,7 @@ def guarded_env(env: Mapping[str, str] | None = None, **settings: Any) -> dict[s
     checked = _check(settings)
     out = dict(os.environ if env is None else env)
     for key, value in checked.items():
-        if key in _EXEC_FLAGS or (key == "strict" and value is True):
+        if key in _exec_flags() or (key == "strict" and value is True):
             continue
         out[_env_name(key)] = _text(value)
     return out
@@ -249,7 +269,7 @@ def popen(args: Sequence[str | os.PathLike[str]], **kwargs: Any) -> subprocess.P
     """
     import subprocess
 
-    settings = {k: kwargs.pop(k) for k in list(kwargs) if k in SETTINGS}
+    settings = {k: kwargs.pop(k) for k in list(kwargs) if k in _settings()}
     command = guarded_command(args, **settings)
     kwargs["env"] = guarded_env(kwargs.get("env"), **settings)
     return subprocess.Popen(command, **kwargs)

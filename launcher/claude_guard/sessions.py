@@ -2,22 +2,16 @@
 
 Sources, merged per process (identity is always pid + start token):
 - the process table, read in one pass: every process of the user (or of everyone, for root), from which
-  the Claude Code processes are picked by their executable (`procs.claude_args`), their process trees are
+  the Claude Code processes are picked by their executable (`proc.claude_args`), their process trees are
   built from parent links, and tree memory and CPU are summed;
 - the guard's registry: which sessions were started through the guard, their cookie, parent and tty;
 - Claude's own `~/.claude/sessions/<PID>.json`: session id, cwd, status (busy, shell, idle, waiting) and
   since when, trusted only when its `procStart` equals the process's start token (else it is stale);
 - the sweep's ledger (ledger.py): CPU samples and the parent each process had when first seen.
 
-On Linux the pass reads /proc directly; elsewhere it is one psutil `process_iter` pass. (psutil's pass
-costs about 4 times procps `ps` over 500 processes, before its own import; /proc read here costs about
-the same as `ps`.) Both produce the same `Process` rows, except for the start token: clock ticks since boot
-from /proc, the creation time in epoch seconds from psutil (procs.start_token gives the same per system).
-
-Windows differs in three ways (`WINDOWS`): owners are account names, not uids; there is no controlling
-terminal, so an interactive session counts as attached to its console (see `terminal`); and a process keeps
-the PID of its dead parent, which may since name a newer, unrelated process, so a parent link counts only
-when the parent is not younger than the child (see `Table` and `parent_gone`).
+The pass goes through one process backend (proc.native(), or one a test passes): /proc on Linux, psutil
+elsewhere. Windows' differences (account names, consoles, parent PIDs that outlive their process) are
+properties of the backend (proc/portable.py), asked through `backend.windows` and its methods.
 
 States (one per session, the first that applies, in this order):
   orphan     its parent is gone (reparented) and it has no live terminal
@@ -34,84 +28,35 @@ import os
 import sys
 import time
 
-from . import argv, clock, environ, jsonio, paths, procs, resolve
+from . import argv, claudefiles, clock, environ, paths, proc, resolve
+from .claudefiles import ClaudeFile
+from .proc import GONE_STATES, Backend, Proc, same_user
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Iterable, Mapping
     from typing import Any
 
-LINUX = procs.LINUX
-# Read the process table straight from /proc (Linux), else through psutil. Everything that later checks an
-# identity (the reaper's re-check before a signal, its polls for exit) follows this switch too, because the
-# start tokens of the two differ. Tests set it to False on Linux to run the other systems' code for real.
-PROC = LINUX
-# Windows semantics (module docstring): owners by account name, consoles instead of terminals, stale parent
-# PIDs. Tests set it on Linux (with PROC False), where psutil gives account names too.
-WINDOWS = sys.platform == "win32"
+    from .config import Settings
+    from .records import Book, Entry, RegistryData, Sample
+
 STATES = ("orphan", "duplicate", "over-age", "idle", "unguarded", "active")
 IDLE_STATUSES = frozenset({"idle", "waiting"})  # Claude's own statuses that mean "nothing running"
 # Markers a session's descendants carry in their environment (the guard's cookie, and Claude's own).
 MARKERS = (environ.COOKIE, "CLAUDE_CODE_SESSION_ID", "CLAUDE_PID")
+# What the sweep reads of a process's environment: the markers, and where its Claude keeps its files.
+WANTED_ENV = (*MARKERS, "CLAUDE_CONFIG_DIR")
 # Parents that a process is handed to when its own parent dies (init, and the usual subreapers).
 ADOPTERS = frozenset({"systemd", "init", "launchd", "tini", "dumb-init", "catatonit"})
-
-if sys.platform.startswith("linux"):
-    _TICK = float(os.sysconf("SC_CLK_TCK"))
-    _PAGE = os.sysconf("SC_PAGE_SIZE")
-else:  # never read: the /proc pass runs on Linux only
-    _TICK, _PAGE = 100.0, 4096
-# Process names (comm) of interpreters that may run Claude Code as a script (node cli.js, a test's
-# `python3 claude`); `claude` itself (native, or a script run by its #!) is matched by name.
-_INTERPRETERS = frozenset(n.encode() for n in ("node", "nodejs", "bun", "deno", "python", "sh", "bash", "dash", "zsh",
-                                               "ksh", "fish", "perl", "ruby"))
-
-
-class Process:
-    """One row of the process table."""
-
-    __slots__ = ("_cmdline", "comm", "cpu", "created", "exe", "pid", "ppid", "rss", "start", "state", "tty",
-                 "tty_nr", "uid", "user")
-
-    def __init__(self, pid: int, ppid: int, uid: int, start: str, state: str, comm: str, cmdline: list[str] | None,
-                 exe: str | None, tty_nr: int, rss: int, cpu: float, created: float, user: str | None = None,
-                 tty: str | None = None) -> None:
-        self.pid = pid
-        self.ppid = ppid
-        self.uid = uid
-        self.start = start  # the start token (procs.start_token)
-        self.state = state  # one letter; Z is a zombie
-        self.comm = comm
-        self._cmdline = cmdline  # None: not read yet (see `cmdline`)
-        self.exe = exe
-        self.tty_nr = tty_nr  # controlling terminal; 0: none
-        self.rss = rss  # bytes
-        self.cpu = cpu  # user + system seconds
-        self.created = created  # epoch seconds
-        self.user = user  # account name: read on Windows only, where uid is -1
-        self.tty = tty  # the terminal's name when psutil gave it (/proc gives only tty_nr)
-
-    @property
-    def cmdline(self) -> list[str]:
-        if self._cmdline is None:
-            try:
-                self._cmdline = _split(_read(f"/proc/{self.pid}/cmdline")) if PROC else []
-            except OSError:
-                self._cmdline = []
-        return self._cmdline
-
-    def as_proc(self) -> procs.Proc:
-        return procs.Proc(self.pid, self.ppid, self.state, self.start, self.uid, self.tty_nr, self.cmdline,
-                          self.exe)
 
 
 class Table:
     """The process table of one pass: rows by pid, and children by parent."""
 
-    def __init__(self, rows: dict[int, Process]) -> None:
+    def __init__(self, rows: dict[int, Proc], backend: Backend | None = None) -> None:
         self.rows = rows
         self.children: dict[int, list[int]] = {}
-        windows = WINDOWS
+        windows = (backend or proc.native()).windows
         for row in rows.values():
             if windows:
                 parent = rows.get(row.ppid)
@@ -134,283 +79,17 @@ class Table:
         return out
 
 
-def scan(uid: int | None, user: str | None = None) -> Table:
-    """One pass over the process table: the processes of `uid` (with WINDOWS: of account `user`), or of every
-    user when that is None."""
-    return Table(dict((row.pid, row) for row in (_scan_linux(uid) if PROC else _scan_psutil(uid, user))))
-
-
-def whoami() -> tuple[int | None, str | None]:
-    """(uid, account name) of this process; the name only with WINDOWS (it costs a psutil import), the uid
-    only where there are uids."""
-    if WINDOWS:
-        import psutil
-
-        return None, psutil.Process().username()
-    return (os.getuid() if hasattr(os, "getuid") else None), None
-
-
-def same_user(a: str | None, b: str | None) -> bool:
-    """Windows account names compare without case (`DOMAIN\\user`)."""
-    return a is not None and b is not None and a.casefold() == b.casefold()
-
-
-def _scan_linux(uid: int | None) -> Iterator[Process]:
-    if not sys.platform.startswith("linux"):
-        raise OSError("/proc is read on Linux only")
-    boot = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        base = "/proc/" + name
-        try:
-            owner = os.stat(base).st_uid
-            if uid is not None and owner != uid:
-                continue
-            stat = _read(base + "/stat")
-        except OSError:
-            continue
-        end = stat.rfind(b")")
-        fields = stat[end + 2 :].split()
-        if len(fields) < 22 or fields[1] == b"2" or name == "2":
-            continue  # kernel threads (children of kthreadd) are never sessions
-        comm = stat[stat.find(b"(") + 1 : end]
-        cmdline: list[str] | None = None
-        exe: str | None = None
-        # Only a process whose name says claude or an interpreter can be Claude Code: the command line and
-        # executable of the others are read later, and only if needed (a stray's argv).
-        if b"claude" in comm or comm.rstrip(b"0123456789.") in _INTERPRETERS:
-            try:
-                raw = _read(base + "/cmdline")
-            except OSError:
-                continue
-            cmdline = _split(raw)
-            if b"claude" in raw or b"claude" in comm:
-                exe = _readlink(base + "/exe")
-        start = fields[19].decode()
-        yield Process(int(name), int(fields[1]), owner, start, fields[0].decode(), comm.decode("utf-8", "replace"),
-                      cmdline, exe, int(fields[4]), int(fields[21]) * _PAGE,
-                      (int(fields[11]) + int(fields[12])) / _TICK, boot + int(start) / _TICK)
-
-
-def _split(raw: bytes) -> list[str]:
-    args = [os.fsdecode(a) for a in raw.split(b"\0")]
-    if args and args[-1] == "":
-        args.pop()
-    return args
-
-
-def _read(path: str) -> bytes:
-    """A whole /proc file through bare descriptors (buffered `open` costs twice as much per file)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        chunks = [os.read(fd, 65536)]
-        while len(chunks[-1]) == 65536:
-            chunks.append(os.read(fd, 65536))
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
-
-
-def _readlink(path: str) -> str | None:
-    try:
-        target = os.readlink(path)
-    except OSError:
-        return None
-    return target[: -len(" (deleted)")] if target.endswith(" (deleted)") else target
-
-
-def _scan_psutil(uid: int | None, user: str | None = None) -> Iterator[Process]:
-    import psutil
-
-    windows = WINDOWS
-    # Windows has no uids and no terminals: psutil has neither method there, and asking for one in attrs is
-    # a ValueError. Owners are compared first, so nothing more is read of other users' processes.
-    first = ["pid", "ppid", "name", "create_time", "status", "username" if windows else "uids"]
-    rest = ["exe", "cmdline", "memory_info", "cpu_times"] + ([] if windows else ["terminal"])
-    for p in psutil.process_iter(first):
-        info = p.info
-        created = info.get("create_time")
-        if not created:
-            continue
-        name: str | None = None
-        if windows:
-            owner = -1
-            name = info.get("username")
-            if user is not None and not same_user(name, user):
-                continue
-        else:
-            uids = info.get("uids")
-            owner = uids.real if uids else -1
-            if uid is not None and owner != uid:
-                continue
-        try:
-            more = p.as_dict(rest)
-        except psutil.NoSuchProcess:
-            continue  # ended since the first read
-        mem, cpu, tty = more.get("memory_info"), more.get("cpu_times"), more.get("terminal")
-        yield Process(info["pid"], info.get("ppid") or 0, owner, token(created),
-                      "Z" if info.get("status") == psutil.STATUS_ZOMBIE else "S", info.get("name") or "",
-                      list(more.get("cmdline") or []), more.get("exe") or None, 1 if tty else 0,
-                      mem.rss if mem else 0, (cpu.user + cpu.system) if cpu else 0.0, created, name, tty or None)
-
-
-def token(create_time: float) -> str:
-    """The start token of a process read through psutil: procs.start_token's, off Linux."""
-    return f"{create_time:.3f}"
-
-
-def environment(pid: int) -> dict[str, str] | None:
-    """The markers (and CLAUDE_CONFIG_DIR) in a process's environment; None when unreadable.
-
-    Only the names the sweep needs are kept: the rest of a process's environment (tokens, keys) is never
-    held or printed.
-    """
-    wanted = (*MARKERS, "CLAUDE_CONFIG_DIR")
-    if PROC:
-        try:
-            raw = _read(f"/proc/{pid}/environ")
-        except OSError:
-            return None
-        if b"CLAUDE" not in raw:
-            return {}
-        out = {}
-        for item in raw.split(b"\0"):
-            name, _, value = item.partition(b"=")
-            text = name.decode("ascii", "replace")
-            if text in wanted:
-                out[text] = os.fsdecode(value)
-        return out
-    import psutil
-
-    try:
-        env = psutil.Process(pid).environ()
-    except (psutil.Error, OSError):
-        return None
-    return {k: v for k, v in env.items() if k in wanted}
-
-
-def terminal(pid: int, tty_nr: int, name: str | None = None, kind: str | None = None) -> tuple[str | None, bool]:
-    """(terminal, live): the process's controlling terminal, if it still has one.
-
-    The kernel takes the controlling terminal away from the whole session when the terminal hangs up (its
-    window or master side closed, or the shell that led the session died), so a process that still has one
-    is still in someone's terminal. Stdio on a pty without a controlling terminal (a host that set the pty
-    up by hand) does not count: nothing hangs it up when its user leaves. (Not looking at stdio also saves
-    three readlinks per session on the `ps` path.)
-
-    Windows has no controlling terminal, and whether another process has a console cannot be read from
-    outside it. An interactive claude needs a console (its TUI does not start without one) and Windows ends
-    every process of a console when its window closes, so a live interactive session is taken to be in an
-    open console ("console", live); print, SDK and background sessions are taken to have none.
-    """
-    if WINDOWS:
-        return ("console", True) if kind == "interactive" else (None, False)
-    if not tty_nr:
-        return None, False
-    if PROC and sys.platform.startswith("linux"):
-        for fd in (0, 1, 2):
-            target = _readlink(f"/proc/{pid}/fd/{fd}")
-            if target and target.startswith(("/dev/pts/", "/dev/tty", "/dev/console")):
-                return target, True
-        return f"tty({os.major(tty_nr)},{os.minor(tty_nr)})", True
-    return name or "tty", True
-
-
-def cwd_of(pid: int) -> str | None:
-    """A process's working folder, None when unreadable."""
-    if PROC:
-        return _readlink(f"/proc/{pid}/cwd")
-    import psutil
-
-    try:
-        return psutil.Process(pid).cwd() or None
-    except (psutil.Error, OSError):
-        return None
-
-
-def parent_gone(row: Process, table: Table) -> bool:
-    """Windows: the parent PID a process carries no longer names its parent. Windows never reparents: the
-    PID stays after the parent dies, and may since have been given to a newer process. (psutil's parent()
-    makes the same test.) Elsewhere a dead parent is replaced by an adopter, which `_judge_orphan` sees."""
-    parent = table.rows.get(row.ppid)
-    if parent is not None:
-        return parent.created > row.created
-    if row.ppid <= 0:
-        return False  # the system's own processes
-    import psutil
-
-    try:
-        return psutil.Process(row.ppid).create_time() > row.created
-    except psutil.NoSuchProcess:
-        return True
-    except (psutil.Error, OSError):
-        return False  # alive, but not ours to read: it is there
-
-
-class ClaudeFile:
-    """One `~/.claude/sessions/<PID>.json`, as Claude Code writes it."""
-
-    __slots__ = ("cwd", "entrypoint", "kind", "name", "path", "pid", "proc_start", "session_id", "started_at",
-                 "status", "status_at")
-
-    def __init__(self, path: str, data: Mapping[str, Any]) -> None:
-        self.path = path
-        self.pid = int(data.get("pid") or os.path.basename(path).split(".")[0])
-        self.proc_start = str(data.get("procStart") or "")
-        self.session_id = _text(data.get("sessionId"))
-        self.name = _text(data.get("name"))
-        self.cwd = _text(data.get("cwd"))
-        self.kind = _text(data.get("kind"))
-        self.entrypoint = _text(data.get("entrypoint"))
-        self.status = _text(data.get("status"))
-        self.status_at = _ms(data.get("statusUpdatedAt"))
-        self.started_at = _ms(data.get("startedAt"))
-
-    def matches(self, row: Process) -> bool:
-        """Written by this very process (not by an earlier one with the same pid)."""
-        if self.pid != row.pid:
-            return False
-        if self.proc_start and PROC:
-            return self.proc_start == row.start
-        # Elsewhere the token formats differ: the start time Claude recorded must match the process's.
-        return self.started_at is not None and abs(self.started_at - row.created) < 5
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _ms(value: object) -> float | None:
-    return float(value) / 1000.0 if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def claude_files(folders: Iterable[str]) -> list[ClaudeFile]:
-    """Every session file that parses, in the given `sessions` folders."""
-    out: list[ClaudeFile] = []
-    for folder in dict.fromkeys(folders):
-        try:
-            names = os.listdir(folder)
-        except OSError:
-            continue
-        for name in names:
-            if not name.endswith(".json") or not name[:-5].isdigit():
-                continue
-            path = os.path.join(folder, name)
-            try:
-                with open(path, "rb") as f:
-                    data = jsonio.loads(f.read(1 << 20).decode("utf-8"))
-                if isinstance(data, dict):
-                    out.append(ClaudeFile(path, data))
-            except (OSError, ValueError, UnicodeDecodeError, TypeError):
-                continue
-    return out
+def scan(uid: int | None, user: str | None = None, backend: Backend | None = None) -> Table:
+    """One pass over the process table: the processes of `uid` (with Windows semantics: of account `user`),
+    or of every user when that is None."""
+    backend = backend or proc.native()
+    return Table({row.pid: row for row in backend.table(uid, user)}, backend)
 
 
 class Session:
     """One live Claude Code process and the facts the sweep judges it by."""
 
-    def __init__(self, row: Process, call: argv.Call) -> None:
+    def __init__(self, row: Proc, call: argv.Call) -> None:
         self.row = row
         self.pid = row.pid
         self.start = row.start
@@ -418,7 +97,7 @@ class Session:
         self.kind = call.kind
         self.session_id: str | None = call.session_id
         self.name: str | None = None
-        self.entry: dict[str, Any] | None = None  # the registry entry, when guarded
+        self.entry: Entry | None = None  # the registry entry, when guarded
         self.file: ClaudeFile | None = None
         self.status: str | None = None
         self.age: float | None = None
@@ -483,7 +162,7 @@ class Stray:
     its own process group, or a grandchild reparented to init. `owner` is the live session it came from,
     or None when that session is gone (then it is an orphaned descendant of a dead session)."""
 
-    def __init__(self, row: Process, env: dict[str, str]) -> None:
+    def __init__(self, row: Proc, env: dict[str, str]) -> None:
         self.row = row
         self.pid = row.pid
         self.start = row.start
@@ -505,8 +184,9 @@ class Stray:
 class View:
     """Everything one pass found."""
 
-    def __init__(self, table: Table, sessions: list[Session], strays: list[Stray], dead: list[dict[str, Any]],
-                 stale: list[ClaudeFile], now: float, awake: float) -> None:
+    def __init__(self, table: Table, sessions: list[Session], strays: list[Stray], dead: list[Entry],
+                 stale: list[ClaudeFile], now: float, awake: float, backend: Backend | None = None) -> None:
+        self.backend = backend or proc.native()  # the one that read `table`: its start tokens are in every row
         self.table = table
         self.sessions = sessions
         self.strays = strays
@@ -522,59 +202,98 @@ class View:
         return out
 
 
-def collect(settings: Any, *, registry: Mapping[str, Any] | None = None, ledger: Mapping[str, Any] | None = None,
+def collect(settings: Settings, *, registry: RegistryData | None = None, ledger: Book | None = None,
             all_users: bool = False, strays: bool = True, now: float | None = None,
-            under: Iterable[str] | None = None) -> View:
+            under: Iterable[str] | None = None, backend: Backend | None = None) -> View:
     """Build the view. `registry` is the registry's content (None: read it), `ledger` the sweep state.
 
     `under`: folders; when given, the view holds only the sessions (and strays) whose working folder is in
     one of them, as if no other existed (`reap --under DIR` cleans up one project; tests use it to stay
-    away from processes they did not start).
+    away from processes they did not start). `backend`: the process backend (default: this system's).
     """
+    backend = backend or proc.native()
     now = time.time() if now is None else now
     awake = clock.awake()
-    me, my_name = whoami()
-    table = scan(None if all_users else me, None if all_users else my_name)
+    me, my_name = backend.whoami()
+    table = scan(None if all_users else me, None if all_users else my_name, backend)
     data = _read_registry(settings) if registry is None else registry
-    book = ledger or {}
-    sleep: list[list[float]] = list(book.get("sleep") or [])
-    offset = clock.asleep_total()
-    seen: Mapping[str, Any] = book.get("procs") or {}
+    sleep: list[list[float]] = list(ledger["sleep"]) if ledger else []
+    seen: Mapping[str, Sample] = ledger["procs"] if ledger else {}
 
-    sessions: list[Session] = []
+    sessions = _claude_processes(table, backend)
+    dead = _match_registry(data, sessions, table, backend)
+    stale = _match_files(sessions, table, me, backend)
+    nested = {s.pid for s in sessions}
+    offset = clock.asleep_total()
+    for s in sessions:
+        sample = seen.get(f"{s.pid}:{s.start}")
+        parent, stale_parent = _describe(s, table, nested, now, backend)
+        _judge_orphan(s, parent, sample, stale_parent)
+        _judge_idle(s, settings, sample, sleep, offset, now, awake)
+        s.over_age = bool(settings.max_age) and s.age is not None and s.age >= settings.max_age
+
+    every = sessions
+    scope: list[str] = []
+    if under is not None:
+        scope = [os.path.realpath(os.path.expanduser(d)) for d in under]
+        sessions = [s for s in sessions if within(s.cwd, scope)]
+    _judge_duplicates(sessions)
+    for s in sessions:
+        s.state = ("orphan" if s.orphan else "duplicate" if s.duplicate_of else "over-age" if s.over_age
+                   else "idle" if s.is_idle else "unguarded" if not s.guarded else "active")
+
+    lost = _strays(table, every, backend, me if not all_users else None, my_name if not all_users else None) \
+        if strays else []
+    if under is not None:
+        lost = [st for st in lost if within(backend.cwd(st.pid), scope)]
+    return View(table, sessions, lost, dead, stale, now, awake, backend)
+
+
+def _claude_processes(table: Table, backend: Backend) -> list[Session]:
+    """Stage 1: the Claude Code processes of the table that are sessions (not a `--version` call)."""
+    out: list[Session] = []
     for row in table.rows.values():
-        if row.state in ("Z", "X") or (row._cmdline is None and PROC) \
+        if row.state in GONE_STATES or not row.cmdline_read \
                 or "claude" not in " ".join(row.cmdline) + (row.exe or "") + row.comm:
             continue
-        args = procs.claude_args(row.as_proc(), resolve.is_shim)
-        if args is None or (WINDOWS and _our_launcher(row)):
+        args = proc.claude_args(row, resolve.is_shim)
+        if args is None or (backend.windows and _our_launcher(row)):
             continue
         call = argv.classify(args)
         if call.session:
-            sessions.append(Session(row, call))
-    by_pid = {s.pid: s for s in sessions}
+            out.append(Session(row, call))
+    return out
 
-    dead: list[dict[str, Any]] = []
-    for entry in data.get("sessions", []):
+
+def _match_registry(data: RegistryData, sessions: list[Session], table: Table, backend: Backend) -> list[Entry]:
+    """Stage 2: each session's registry entry (it is guarded), and the entries whose process is gone."""
+    by_pid = {s.pid: s for s in sessions}
+    dead: list[Entry] = []
+    for entry in data["sessions"]:
         held = table.rows.get(entry.get("pid", 0))
-        if held is not None and held.start == entry.get("start") and held.state not in ("Z", "X"):
+        if held is not None and held.start == entry.get("start") and held.state not in GONE_STATES:
             if held.pid in by_pid:
                 by_pid[held.pid].entry = entry
-        elif held is None and entry.get("pid") and procs.alive(entry["pid"], entry.get("start")):
+        elif held is None and entry.get("pid") and backend.alive(entry["pid"], entry.get("start")):
             continue  # another user's process (a scan of one uid): not ours to judge
         else:
             dead.append(entry)
-
     for s in sessions:
         # Only the guard's own record names a session's cookie: one in its environment may be inherited from
         # the guarded session it was started in (a claude run by a Bash tool), and is that session's.
-        s.cookie = (s.entry or {}).get("cookie")
+        s.cookie = s.entry.get("cookie") if s.entry else None
+    return dead
+
+
+def _match_files(sessions: list[Session], table: Table, me: int | None, backend: Backend) -> list[ClaudeFile]:
+    """Stage 3: each session's own Claude session file; returns the files whose process is gone."""
+    by_pid = {s.pid: s for s in sessions}
     stale: list[ClaudeFile] = []
 
     def match(folders: list[str]) -> None:
-        for found in claude_files(folders):
+        for found in claudefiles.read(folders):
             writer = table.rows.get(found.pid)
-            if writer is None or writer.state in ("Z", "X") or not found.matches(writer):
+            if writer is None or writer.state in GONE_STATES or not found.matches(writer, backend):
                 stale.append(found)  # its process is gone (killed before it could remove the file)
             elif found.pid in by_pid:
                 by_pid[found.pid].file = found
@@ -585,7 +304,7 @@ def collect(settings: Any, *, registry: Mapping[str, Any] | None = None, ledger:
     others: list[str] = []
     for s in sessions:
         if s.file is None:
-            env = environment(s.pid) or {}
+            env = backend.environment(s.pid, WANTED_ENV) or {}
             if env.get("CLAUDE_CONFIG_DIR"):
                 others.append(os.path.join(env["CLAUDE_CONFIG_DIR"], "sessions"))
             elif me is not None and s.row.uid != me:
@@ -593,39 +312,37 @@ def collect(settings: Any, *, registry: Mapping[str, Any] | None = None, ledger:
                 if home:
                     others.append(os.path.join(home, ".claude", "sessions"))
     match([f for f in dict.fromkeys(others) if os.path.realpath(f) != os.path.realpath(default)])
+    return stale
 
-    nested = set(by_pid)
-    for s in sessions:
-        row = s.row
-        s.tree = table.descendants(s.pid)
-        s.own = table.descendants(s.pid, stop=nested)
-        s.rss = row.rss + sum(table.rows[p].rss for p in s.own)
-        s.cpu = row.cpu + sum(table.rows[p].cpu for p in s.own)
-        s.age = max(0.0, now - row.created) if row.created else None
-        entry, cf = s.entry or {}, s.file
-        if cf is not None:
-            s.session_id = cf.session_id or s.session_id
-            s.name, s.status = cf.name, cf.status
-            if cf.entrypoint == "sdk-cli" and s.kind == "interactive":
-                s.kind = "print"
-        s.session_id = s.session_id or entry.get("session_id")
-        s.cwd = (cf.cwd if cf else None) or entry.get("cwd") or cwd_of(s.pid)
-        s.terminal, s.attached = terminal(s.pid, row.tty_nr, row.tty, s.kind)
-        parent = table.rows.get(row.ppid)
-        stale_parent = WINDOWS and parent_gone(row, table)
-        if stale_parent:
-            parent = None
-        s.parent_name = parent.comm if parent else None
-        _judge_orphan(s, parent, seen.get(f"{s.pid}:{s.start}"), stale_parent)
-        _judge_idle(s, settings, seen.get(f"{s.pid}:{s.start}"), sleep, offset, now, awake)
-        max_age = float(settings.max_age or 0)
-        s.over_age = bool(max_age) and s.age is not None and s.age >= max_age
 
-    every = sessions
-    if under is not None:
-        scope = [os.path.realpath(os.path.expanduser(d)) for d in under]
-        sessions = [s for s in sessions if within(s.cwd, scope)]
+def _describe(s: Session, table: Table, nested: set[int], now: float, backend: Backend) -> tuple[Proc | None, bool]:
+    """Stage 4: a session's tree, memory, CPU, age, what its file says, folder, terminal and parent. Returns
+    (parent, stale): its parent's row, and whether its parent PID no longer names its parent (Windows)."""
+    row = s.row
+    s.tree = table.descendants(s.pid)
+    s.own = table.descendants(s.pid, stop=nested)
+    s.rss = row.rss + sum(table.rows[p].rss for p in s.own)
+    s.cpu = row.cpu + sum(table.rows[p].cpu for p in s.own)
+    s.age = max(0.0, now - row.created) if row.created else None
+    entry, cf = s.entry, s.file
+    if cf is not None:
+        s.session_id = cf.session_id or s.session_id
+        s.name, s.status = cf.name, cf.status
+        if cf.entrypoint == "sdk-cli" and s.kind == "interactive":
+            s.kind = "print"
+    s.session_id = s.session_id or (entry.get("session_id") if entry else None)
+    s.cwd = (cf.cwd if cf else None) or (entry.get("cwd") if entry else None) or backend.cwd(s.pid)
+    s.terminal, s.attached = backend.terminal(row, s.kind)
+    parent = table.rows.get(row.ppid)
+    stale_parent = backend.parent_gone(row, table.rows)
+    if stale_parent:
+        parent = None
+    s.parent_name = parent.comm if parent else None
+    return parent, stale_parent
 
+
+def _judge_duplicates(sessions: list[Session]) -> None:
+    """Stage 5: of the live processes on one session id, each but the oldest is a duplicate."""
     holders: dict[str, list[Session]] = {}
     for s in sessions:
         if s.session_id:
@@ -635,15 +352,6 @@ def collect(settings: Any, *, registry: Mapping[str, Any] | None = None, ledger:
             group.sort(key=lambda x: (x.row.created, x.pid))
             for later in group[1:]:
                 later.duplicate_of = group[0].pid
-
-    for s in sessions:
-        s.state = ("orphan" if s.orphan else "duplicate" if s.duplicate_of else "over-age" if s.over_age
-                   else "idle" if s.is_idle else "unguarded" if not s.guarded else "active")
-
-    lost = _strays(table, every, me if not all_users else None, my_name if not all_users else None) if strays else []
-    if under is not None:
-        lost = [st for st in lost if within(cwd_of(st.pid), scope)]
-    return View(table, sessions, lost, dead, stale, now, awake)
 
 
 def within(folder: str | None, scope: Iterable[str]) -> bool:
@@ -656,7 +364,7 @@ def within(folder: str | None, scope: Iterable[str]) -> bool:
 
 
 def current(all_users: bool = False, what: str = "this command",
-            under: Iterable[str] | None = None) -> tuple[Any, dict[str, Any], View]:
+            under: Iterable[str] | None = None) -> tuple[Settings, Book, View]:
     """(settings, ledger, view) for the read-only commands (ps, metrics): nothing is written."""
     from . import config, ledger
     from .errors import ExitCode, GuardError
@@ -680,14 +388,14 @@ def _home(uid: int) -> str | None:
         return None
 
 
-def _our_launcher(row: Process) -> bool:
+def _our_launcher(row: Proc) -> bool:
     """Windows: our own shim is an executable named claude.exe (pip's launcher, which starts the guard and
-    waits for it), so procs.claude_args takes it for the native claude; its marker tells it apart."""
-    return bool(row.exe) and os.path.basename(row.exe or "").lower() in procs.CLAUDE_NAMES \
+    waits for it), so proc.claude_args takes it for the native claude; its marker tells it apart."""
+    return bool(row.exe) and os.path.basename(row.exe or "").lower() in proc.CLAUDE_NAMES \
         and resolve.is_shim(row.exe or "")
 
 
-def _read_registry(settings: Any) -> Mapping[str, Any]:
+def _read_registry(settings: Settings) -> RegistryData:
     """The registry as it is now, read without writing anything (no lock needed: it is replaced by rename),
     with the launch side's checks: a symlinked, foreign-owned or world-writable registry is refused."""
     from .registry import Registry
@@ -695,13 +403,13 @@ def _read_registry(settings: Any) -> Mapping[str, Any]:
     return Registry(settings.registry_dir()).peek()
 
 
-def _judge_orphan(s: Session, parent: Process | None, seen: Mapping[str, Any] | None,
+def _judge_orphan(s: Session, parent: Proc | None, seen: Sample | None,
                   stale_parent: bool = False) -> None:
     """Orphan: the parent it was started by is gone, and no live terminal holds it. `stale_parent`: its
-    parent PID no longer names its parent (Windows, see `parent_gone`)."""
+    parent PID no longer names its parent (Windows, see Portable.parent_gone)."""
     row = s.row
     why = ""
-    expected = (s.entry or {}).get("guard_pid") or (s.entry or {}).get("ppid")
+    expected = (s.entry.get("guard_pid") or s.entry.get("ppid")) if s.entry else None
     if isinstance(expected, int) and expected > 1 and row.ppid != expected:
         why = f"its parent (PID {expected}) is gone"
     elif seen and isinstance(seen.get("ppid"), int) and seen["ppid"] > 1 and seen["ppid"] != row.ppid:
@@ -720,7 +428,7 @@ def _judge_orphan(s: Session, parent: Process | None, seen: Mapping[str, Any] | 
         s.orphan_why = why + ", no live terminal"
 
 
-def _judge_idle(s: Session, settings: Any, seen: Mapping[str, Any] | None, sleep: list[list[float]],
+def _judge_idle(s: Session, settings: Settings, seen: Sample | None, sleep: list[list[float]],
                 offset: float, now: float, awake: float) -> None:
     """Idle by Claude's own status where it has one, else by CPU under `idle_cpu` over `cpu_window`."""
     if seen and isinstance(seen.get("ref"), list) and awake > seen["ref"][0] + 1:
@@ -736,9 +444,9 @@ def _judge_idle(s: Session, settings: Any, seen: Mapping[str, Any] | None, sleep
     if not seen or not isinstance(seen.get("ref"), list):
         return  # no sample yet: idle time unknown, so never judged idle
     quiet = seen.get("quiet")
-    window = float(settings.cpu_window)
+    window = settings.cpu_window
     used = s.cpu - float(seen["ref"][1])
-    if used > float(settings.idle_cpu) / 100.0 * window:
+    if used > settings.idle_cpu / 100.0 * window:
         s.idle_source, s.idle = "cpu", 0.0  # busy within the current window already
     elif isinstance(quiet, (int, float)):
         s.idle_source, s.is_idle, s.idle = "cpu", True, max(0.0, awake - quiet)
@@ -746,34 +454,8 @@ def _judge_idle(s: Session, settings: Any, seen: Mapping[str, Any] | None, sleep
         s.idle_source, s.idle = "cpu", 0.0
 
 
-def observe(view: View, book: dict[str, Any], settings: Any) -> None:
-    """Fold this pass into the ledger: CPU windows, first-seen parents, the sleep offset."""
-    clock.record(book["sleep"], view.now)
-    old: dict[str, Any] = book["procs"]
-    new: dict[str, Any] = {}
-    window = float(settings.cpu_window)
-    threshold = float(settings.idle_cpu) / 100.0
-    for s in view.sessions:
-        k = f"{s.pid}:{s.start}"
-        rec = old.get(k)
-        if not isinstance(rec, dict) or not isinstance(rec.get("ref"), list):
-            rec = {"ref": [view.awake, s.cpu], "quiet": None, "judged": False, "ppid": s.row.ppid}
-        else:
-            t0, c0 = float(rec["ref"][0]), float(rec["ref"][1])
-            elapsed, used = view.awake - t0, s.cpu - c0
-            if used > threshold * window:
-                rec.update(ref=[view.awake, s.cpu], quiet=None, judged=True)
-            elif elapsed >= window:
-                if used / elapsed <= threshold:
-                    rec["quiet"] = rec.get("quiet") if rec.get("quiet") is not None else t0
-                else:
-                    rec["quiet"] = None
-                rec.update(ref=[view.awake, s.cpu], judged=True)
-        new[k] = rec
-    book["procs"] = new
-
-
-def _strays(table: Table, sessions: list[Session], uid: int | None, user: str | None = None) -> list[Stray]:
+def _strays(table: Table, sessions: list[Session], backend: Backend, uid: int | None,
+            user: str | None = None) -> list[Stray]:
     """Processes outside every live session's tree that carry a session's markers, grouped by the topmost
     one of each chain (its descendants go with it), each with the live session it came from, if any."""
     in_tree: set[int] = set()
@@ -782,10 +464,10 @@ def _strays(table: Table, sessions: list[Session], uid: int | None, user: str | 
         in_tree.update(s.tree)
     marked: dict[int, Stray] = {}
     for row in table.rows.values():
-        if row.pid in in_tree or row.pid <= 1 or row.state in ("Z", "X") or (uid is not None and row.uid != uid) \
+        if row.pid in in_tree or row.pid <= 1 or row.state in GONE_STATES or (uid is not None and row.uid != uid) \
                 or (user is not None and not same_user(row.user, user)):
             continue
-        env = environment(row.pid)
+        env = backend.environment(row.pid, WANTED_ENV)
         if env and any(env.get(name) for name in MARKERS):
             marked[row.pid] = Stray(row, env)
     covered: set[int] = set()

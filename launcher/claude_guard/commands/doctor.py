@@ -11,6 +11,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ..config import Settings
+
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("doctor", help="check the shim, the real claude, the registry, the timer and the config",
@@ -41,9 +43,13 @@ def run(args: argparse.Namespace) -> int:
         checks.append(Check("config", False, e.message, "fix the value named above, or remove the file or "
                                                         "variable to use the defaults"))
     checks.append(check_shim())
+    native = check_native_installer()
+    if native:
+        checks.append(native)
     checks.append(check_real_claude(settings))
+    checks.append(check_option_table(settings))
     checks.extend(check_registry(settings))
-    checks.append(check_timer())
+    checks.extend(check_unattended(settings))
     if args.json:
         import json
 
@@ -109,24 +115,65 @@ def _check_baked_python(shim: str) -> Check:
     return Check("shim", True, f"{shim} is the first claude on PATH (runs {python})")
 
 
+def check_native_installer() -> Check | None:
+    """Where Claude Code's native installer keeps its link (~/.local/bin/claude -> .../claude/versions/<v>), say
+    how the shim lives with it: ahead of it in a folder of its own (updates followed), or what went wrong. None
+    when there is no such link."""
+    import os
+
+    from .. import resolve
+    from .install import BACKUP_SUFFIX, default_dir, native_version, own_dir, path_advice
+
+    if os.name == "nt":
+        return None
+    folders: list[str] = []
+    for entry in [default_dir(), *os.environ.get("PATH", "").split(os.pathsep)]:
+        absolute = os.path.abspath(entry or ".")
+        if absolute not in folders:
+            folders.append(absolute)
+    fix = f"claude-guard install   (it puts the installer's link back and the shim in {own_dir()})"
+    for folder in folders:
+        link = os.path.join(folder, "claude")
+        backup = link + BACKUP_SUFFIX
+        pinned = native_version(backup)
+        if pinned is not None and resolve.is_shim(link):
+            gone = "" if os.path.exists(backup) else ", which the updater has since removed"
+            return Check("native installer", False, f"an older claude-guard moved Claude Code's native-installer "
+                                                    f"link aside: {backup} pins version {pinned}{gone}, and the "
+                                                    f"installer's next update will replace the shim in {folder}", fix)
+        version = native_version(link)
+        if version is None:
+            continue
+        if pinned is not None:
+            return Check("native installer", False, f"the native installer's update replaced the claude-guard shim "
+                                                    f"in {folder} (its link now points at version {version}); "
+                                                    f"{backup} is a stale pinned copy", fix)
+        if not os.path.exists(link):
+            return Check("native installer", False, f"{link} (Claude Code's native installer) points at version "
+                                                    f"{version}, which is gone",
+                         "reinstall Claude Code (its native installer, or `claude install` from another copy)")
+        first = _claudes_on_path()
+        if first and resolve.is_shim(first[0]) and os.path.dirname(os.path.abspath(first[0])) != folder:
+            return Check("native installer", True, f"{link} -> version {version}; the shim in "
+                                                   f"{os.path.dirname(first[0])} comes first on PATH and runs the "
+                                                   "version that link points at, so updates are followed")
+        advice = path_advice(own_dir()) or "claude-guard install"
+        return Check("native installer", False, f"{link} -> version {version} runs without the guard: the shim is "
+                                                "not ahead of it on PATH", f"{fix}; then {advice}")
+    return None
+
+
 def _claudes_on_path() -> list[str]:
     """The claude a shell would start (at most one)."""
     import os
 
-    if os.name == "nt":
-        # Windows finds claude.exe, claude.cmd, ... with PATHEXT, as the console does.
-        from ..win import pathext
+    from .. import resolve
 
-        found = pathext.which("claude", os.environ.get("PATH", ""), os.environ.get("PATHEXT", ""), lambda _: False)
-        return [found] if found else []
-    for folder in os.environ.get("PATH", "").split(os.pathsep):
-        candidate = os.path.join(folder or ".", "claude")
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return [candidate]
-    return []
+    found = resolve.first_on_path(os.environ.get("PATH", ""), os.environ.get("PATHEXT", ""))
+    return [found] if found else []
 
 
-def check_real_claude(settings: Any) -> Check:
+def check_real_claude(settings: Settings | None) -> Check:
     import os
     import subprocess
 
@@ -148,7 +195,7 @@ def check_real_claude(settings: Any) -> Check:
     return Check("real claude", True, f"{real}: {' '.join(version) or 'version unknown'}")
 
 
-def check_registry(settings: Any) -> list[Check]:
+def check_registry(settings: Settings | None) -> list[Check]:
     import os
     import stat
 
@@ -178,7 +225,7 @@ def check_registry(settings: Any) -> list[Check]:
     if problem or stat.S_IMODE(fst.st_mode) & 0o077:
         return [Check("registry", False, f"{path} is {problem or f'mode {stat.S_IMODE(fst.st_mode):o}'}",
                       f"chmod 600 {path}, or remove it (it is rebuilt)")]
-    return [_parse_registry(path, "private")]
+    return [_parse_registry(folder, "private")]
 
 
 def _check_registry_windows(folder: str, st: Any) -> list[Check]:
@@ -197,25 +244,45 @@ def _check_registry_windows(folder: str, st: Any) -> list[Check]:
     path = os.path.join(folder, registry.REGISTRY)
     if not os.path.exists(path):
         return [Check("registry", True, f"{folder} (no sessions registered yet)")]
-    return [_parse_registry(path, "access by the folder's ACL")]
+    return [_parse_registry(folder, "access by the folder's ACL")]
 
 
-def _parse_registry(path: str, note: str) -> Check:
-    from .. import jsonio
+def _parse_registry(folder: str, note: str) -> Check:
+    """The registry read as the launch reads it (Registry.read: no symlink followed, owner checked)."""
+    from .. import registry
 
+    reg = registry.Registry(folder)
     try:
-        with open(path, "rb") as f:
-            data = jsonio.loads(f.read().decode("utf-8"))
-        entries = len(data["sessions"])
+        entries = len(reg.read()["sessions"])
+    except GuardError as e:
+        return Check("registry", False, e.message, f"remove {reg.path}; the next launch starts a new registry")
     except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError) as e:
-        return Check("registry", False, f"{path} is unreadable ({e})",
+        return Check("registry", False, f"{reg.path} is unreadable ({e})",
                      "remove it; the next launch starts a new registry")
-    return Check("registry", True, f"{path}: {entries} entr{'ies' if entries != 1 else 'y'}, {note}")
+    return Check("registry", True, f"{reg.path}: {entries} entr{'ies' if entries != 1 else 'y'}, {note}")
 
 
-def check_timer() -> Check:
+def check_unattended(settings: Any) -> list[Check]:
+    """The timer (or a running `reap --watch`, which does the same job), then how the last unattended sweep
+    ended and whether it still runs."""
+    import time
+
+    watch = _watch_process()
+    if watch:
+        # Only a watch that sweeps this user's state counts (another HOME's, or a stuck one, does not): its
+        # sweeps leave their time in the ledger.
+        interval = float(settings.interval) if settings else 60.0
+        if time.time() - _last_any_sweep(settings) > 3 * interval + 120:
+            watch = None
+    first = check_timer(watch)
+    last = check_last_sweep(settings, watch, first.ok)
+    return [first, last] if last else [first]
+
+
+def check_timer(watch: tuple[int, float] | None = None) -> Check:
     import os
     import sys
+    import time
 
     from .. import timer
 
@@ -223,6 +290,10 @@ def check_timer() -> Check:
         kind, active, detail = timer.installed()
     except GuardError as e:
         return Check("timer", False, e.message, "claude-guard install --timer")
+    if watch and (kind is None or not active):
+        pid, since = watch
+        return Check("timer", True, f"{detail}; `claude-guard reap --watch` runs as PID {pid} (for "
+                                    f"{_ago(time.time() - since)}) and sweeps instead")
     if kind is None:
         why = timer.no_systemd() if os.name == "posix" and sys.platform != "darwin" else None
         if why and not timer.has_crontab():
@@ -231,11 +302,111 @@ def check_timer() -> Check:
                          "run `claude-guard reap --watch` where it stays up (a tmux window, your desktop's "
                          "autostart)")
         return Check("timer", False, detail + " (nothing ends leaked sessions unattended)",
-                     "claude-guard install --timer   (or run `claude-guard reap --watch` yourself)")
+                     "claude-guard install --timer   (or run `claude-guard reap --watch` where it stays up)")
     if not active:
         return Check("timer", False, detail, timer.start_hint(kind))
+    drift = timer.env_drift()
+    if drift:
+        return Check("timer", False, f"{detail}; it runs with other locations than this shell: {'; '.join(drift)}",
+                     "claude-guard install --timer   (from the shell whose settings the sweeps should use)")
     if kind == "cron":
         why = timer.no_systemd()
         if why:
             detail += f" (instead of a systemd timer: {why}); check it: crontab -l"
     return Check("timer", True, detail)
+
+
+def check_option_table(settings: Any) -> Check:
+    """The installed CLI's --help against the option table the shim repairs arguments with (drift.py)."""
+    import os
+    import subprocess
+
+    from .. import drift, resolve
+
+    try:
+        real = resolve.find_real_claude(settings.real_claude if settings else "", os.environ.get("PATH"), None)
+        result = subprocess.run([real, "--help"], capture_output=True, text=True, timeout=20,
+                                stdin=subprocess.DEVNULL, check=False)
+    except (GuardError, OSError, subprocess.TimeoutExpired) as e:
+        return Check("option table", False, f"not compared: no runnable real claude ({e})",
+                     "fix the real claude check above")
+    problems = drift.differences(result.stdout)
+    if not problems:
+        return Check("option table", True, f"option table matches {real} --help")
+    return Check("option table", False, "differs from " + f"{real} --help: " + "; ".join(problems),
+                 "update claude-guard; until then options it does not know pass through unrepaired")
+
+
+def check_last_sweep(settings: Any, watch: tuple[int, float] | None, timer_ok: bool) -> Check | None:
+    """From the state the sweeps leave: the timer's last run (`last-sweep.json`: when, exit status, what it
+    said) and the last sweep of any kind (the ledger). None when there is nothing unattended to speak of."""
+    import time
+
+    from .. import timer
+
+    now = time.time()
+    record = timer.last_sweep()
+    since_install = timer.installed_at()
+    any_sweep = _last_any_sweep(settings)
+    anything = f"; last sweep of any kind {_ago(now - any_sweep)} ago" if any_sweep else ""
+    if record is not None and record["rc"] != 0:
+        said = str(record.get("output") or "").strip().splitlines()
+        what = said[-1].strip() if said else "no output"
+        return Check("last sweep", False, f"the last unattended sweep, {_ago(now - float(record['started']))} ago, "
+                                          f"failed (exit {record['rc']}): {what}",
+                     f"fix what it names; every failed run is in {record.get('log') or timer.log_path()}")
+    if since_install is not None and timer_ok and not watch:
+        installed, interval = since_install
+        latest = float(record["started"]) if record else installed
+        if now - latest > 3 * interval + 120:
+            ran = f"last ran {_ago(now - latest)} ago" if record else f"has not run once since it was installed " \
+                                                                       f"{_ago(now - installed)} ago"
+            return Check("last sweep", False, f"the timer (every {_ago(interval)}) {ran}",
+                         "check that the scheduler runs (cron runs its lines only while a cron daemon runs; "
+                         "`systemctl --user list-timers`); or run `claude-guard reap --watch` instead")
+    if record is not None:
+        return Check("last sweep", True, f"the last unattended sweep, {_ago(now - float(record['started']))} ago, "
+                                         f"ended ok{anything}")
+    if watch or since_install is not None:
+        return Check("last sweep", True, f"no timer run recorded yet{anything or '; no sweep has run yet'}")
+    return None
+
+
+def _last_any_sweep(settings: Any) -> float:
+    """When the last sweep of any kind (timer, watch, by hand) ran, from the ledger; 0 when never."""
+    from .. import ledger, paths
+
+    try:
+        folder = settings.registry_dir() if settings else paths.state_dir()
+        return float(ledger.load(folder)["counters"].get("last_sweep") or 0.0)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return 0.0
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def _watch_process() -> tuple[int, float] | None:
+    """(pid, start time) of this user's running `claude-guard reap --watch`, if any (not a --dry-run one)."""
+    import os
+
+    import psutil
+
+    try:
+        me = psutil.Process().username()
+    except (psutil.Error, OSError):
+        return None
+    for p in psutil.process_iter(["pid", "cmdline", "create_time", "username"]):
+        args = p.info.get("cmdline") or []
+        if p.info["pid"] == os.getpid() or "--watch" not in args or "reap" not in args:
+            continue
+        if "--dry-run" in args or "-n" in args or p.info.get("username") != me:
+            continue
+        if any("claude-guard" in a or "claude_guard" in a for a in args):
+            return int(p.info["pid"]), float(p.info.get("create_time") or 0.0)
+    return None

@@ -11,7 +11,7 @@ import argparse
 import os
 import shutil
 
-from .. import procs
+from .. import proc
 from ..errors import ExitCode, GuardError
 
 
@@ -33,7 +33,7 @@ def split_command(command: list[str], real_claude: str) -> tuple[str, list[str],
 
     name = command[0]
     if os.sep not in name and (os.altsep is None or os.altsep not in name):
-        if name in procs.CLAUDE_NAMES:
+        if name in proc.CLAUDE_NAMES:
             program = resolve.find_real_claude(real_claude, os.environ.get("PATH"), None)
         else:
             found = shutil.which(name)
@@ -44,8 +44,8 @@ def split_command(command: list[str], real_claude: str) -> tuple[str, list[str],
         program = name
     if not os.path.isfile(program):
         raise GuardError(f"exec: {program} does not exist", ExitCode.NOT_FOUND)
-    probe = procs.Proc(0, 0, "R", "", 0, 0, [program, *command[1:]], os.path.realpath(program))
-    args = procs.claude_args(probe)
+    probe = proc.Proc(0, 0, "R", "", 0, 0, [program, *command[1:]], os.path.realpath(program))
+    args = proc.claude_args(probe)
     if args is None:
         raise GuardError(f"exec: {name} is not Claude Code (expected claude, claude.exe, node .../cli.js or the "
                          "SDK's bundled claude); usage: claude-guard exec -- claude [ARGS...]", ExitCode.USAGE)
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if not command:
         raise GuardError("exec: no command given; usage: claude-guard exec [options] -- claude [ARGS...]",
                          ExitCode.USAGE)
-    overrides = {k: getattr(args, k) for k in ("max_sessions", "on_cap", "wait_timeout", "on_duplicate", "strict")}
+    overrides = {k: getattr(args, k) for k in config.EXEC_FLAGS}
     settings = config.load(None, overrides)
     program, prefix, claude_args = split_command(command, settings.real_claude)
-    return launch.run_guarded(program, prefix, claude_args, overrides=overrides)
+    return launch.run_guarded(program, prefix, claude_args, settings=settings)

@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 
-from .. import output, resolve
+from .. import files, output, resolve
 from ..errors import ExitCode, GuardError
 
 BACKUP_SUFFIX = resolve.BACKUP_SUFFIX
@@ -123,6 +123,63 @@ def _windows_launcher() -> bytes:
                          ExitCode.FAILURE) from None
 
 
+# Claude Code's native installer keeps ~/.local/bin/claude as a symlink to ~/.local/share/claude/versions/<version>
+# and re-points it at every update, removing old versions. A shim put in its place is overwritten by the next
+# update, and the link moved aside pins one version that a later update deletes. So where that link is, the shim
+# goes in a folder of its own ahead of it on PATH, and runs whatever the link points at.
+
+
+def native_version(path: str) -> str | None:
+    """The version `path` points at when it is the native installer's link (a symlink into
+    .../claude/versions/<version>, whether that version still exists or not); else None."""
+    try:
+        target = os.readlink(path)
+    except (OSError, ValueError):
+        return None
+    target = os.path.normpath(os.path.join(os.path.dirname(path), target))
+    versions = os.path.dirname(target)
+    if os.path.basename(versions) == "versions" and os.path.basename(os.path.dirname(versions)) == "claude":
+        return os.path.basename(target)
+    return None
+
+
+def own_dir() -> str:
+    """The shim's folder of its own, where the native installer keeps its link (XDG data home, as the installer's
+    own ~/.local/share/claude)."""
+    data = os.environ.get("XDG_DATA_HOME", "").strip() or os.path.expanduser("~/.local/share")
+    return os.path.join(data, "claude-guard", "bin")
+
+
+def coexist(folder: str) -> tuple[str, list[str]]:
+    """(folder the shim goes in, lines to print): `folder` itself, or `own_dir()` when `folder` holds the native
+    installer's link. A link an older claude-guard moved aside is put back (or dropped when the updater already
+    wrote a new one over that shim)."""
+    if os.name == "nt":
+        return folder, []
+    link = shim_path(folder)
+    backup = link + BACKUP_SUFFIX
+    lines: list[str] = []
+    pinned = native_version(backup)
+    if pinned is not None:
+        if os.path.lexists(link) and resolve.is_shim(link):
+            os.replace(backup, link)
+            resolve.forget(link)
+            lines.append(f"moved Claude Code's native-installer link back from {backup} to {link} (an older "
+                         f"claude-guard had moved it aside, pinning version {pinned})")
+        elif native_version(link) is not None:
+            os.unlink(backup)
+            lines.append(f"removed {backup}: a stale copy of the native installer's link (version {pinned}) left by "
+                         "an older claude-guard; the installer's update had replaced that shim")
+    version = native_version(link)
+    if version is None:
+        return folder, lines
+    own = own_dir()
+    lines.append(f"{link} is Claude Code's native-installer link (now version {version}), which its updater rewrites: "
+                 f"the shim goes in a folder of its own, {own}, ahead of {folder} on PATH, and runs whatever version "
+                 "that link points at")
+    return own, lines
+
+
 def write_shim(folder: str) -> tuple[str, str | None]:
     """Write the shim into `folder`; returns (shim path, path the foreign claude was moved to or None)."""
     os.makedirs(folder, exist_ok=True)
@@ -136,6 +193,7 @@ def write_shim(folder: str) -> tuple[str, str | None]:
         os.rename(target, backup)
         moved = backup
     _write_executable(target, _windows_launcher() if os.name == "nt" else render())
+    resolve.forget(target)
     _compile_package()
     return target, moved
 
@@ -151,12 +209,7 @@ def write_command(folder: str) -> tuple[str, bool]:
 
 
 def _write_executable(target: str, content: bytes) -> None:
-    tmp = f"{target}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(content)
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, target)
-    resolve.forget(target)
+    files.atomic_write(target, content, mode=0o755)
 
 
 def _compile_package() -> None:
@@ -194,7 +247,9 @@ def path_advice(folder: str, path_env: str | None = None) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    folder = os.path.abspath(os.path.expanduser(args.dir or default_dir()))
+    folder, native = coexist(os.path.abspath(os.path.expanduser(args.dir or default_dir())))
+    for line in native:
+        output.data(line)
     target, moved = write_shim(folder)
     output.data(f"installed the claude shim: {target} (runs {sys.executable})")
     checkout = source_checkout()

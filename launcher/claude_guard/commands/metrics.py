@@ -13,8 +13,8 @@ from ..errors import ExitCode, GuardError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
 
+    from ..records import Book
     from ..sessions import View
 
 FILE = "claude_guard.prom"
@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from .. import sessions
+    from .. import files, sessions
 
     _, book, view = sessions.current(args.all_users, "metrics")
     text = render(view, book)
@@ -44,15 +44,8 @@ def run(args: argparse.Namespace) -> int:
     target = os.path.join(folder, FILE)
     tmp = os.path.join(folder, f".{FILE}.{os.getpid()}.tmp")  # node_exporter reads only *.prom
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+        files.atomic_write(target, text.encode("utf-8"), mode=0o644, tmp=tmp)
     except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise GuardError(f"cannot write {target}: {e.strerror}; check that the folder exists and is writable",
                          ExitCode.FAILURE) from None
     return ExitCode.OK
@@ -65,7 +58,7 @@ def _labels(**labels: str) -> str:
     return "{" + ",".join(f'{k}="{esc(v)}"' for k, v in labels.items()) + "}" if labels else ""
 
 
-def render(view: View, book: dict[str, Any]) -> str:
+def render(view: View, book: Book) -> str:
     """The exposition text: HELP and TYPE once per metric, every state present (zeros included)."""
     from ..sessions import STATES
 

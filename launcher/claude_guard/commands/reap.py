@@ -15,11 +15,13 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ..config import Settings
     from ..reaper import Plan
+    from ..records import Book
 
-# Config keys that are also flags of `reap` (--idle-after 30m, ...).
-FLAGS = ("idle_after", "idle_cpu", "cpu_window", "grace", "min_age", "max_age", "memory_floor", "memory_margin",
-         "max_sessions", "interval", "cooldown")
+# Config keys that are also flags of `reap` with a value (--idle-after 30m, ...); reap_attached is a switch,
+# protect adds to the setting.
+FLAGS = tuple(k for k in config.REAP_FLAGS if k not in ("reap_attached", "protect"))
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -63,11 +65,11 @@ def _checked(key: str) -> Any:
     return check
 
 
-def _settings(args: argparse.Namespace) -> Any:
+def _settings(args: argparse.Namespace) -> Settings:
     overrides = {key: getattr(args, key) for key in (*FLAGS, "reap_attached")}
     settings = config.load(None, overrides)
     if args.protect:
-        settings.values["protect"] = [*settings.protect, *args.protect]
+        settings = settings.replace("command line", protect=[*settings.protect, *args.protect])
     return settings
 
 
@@ -90,19 +92,19 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-def sweep(args: argparse.Namespace, settings: Any) -> tuple[int, Plan]:
+def sweep(args: argparse.Namespace, settings: Settings) -> tuple[int, Plan]:
     """One sweep: look, decide, act (unless --dry-run), remember, report."""
     import contextlib
 
-    from .. import clock, ledger, reaper, sessions
+    from .. import ledger, reaper, sessions
     from ..registry import LockTimeout, Registry
 
     folder = settings.registry_dir()
 
-    def look(book: dict[str, Any]) -> tuple[sessions.View, Plan]:
+    def look(book: Book) -> tuple[sessions.View, Plan]:
         view = sessions.collect(settings, ledger=book, all_users=args.all_users, under=args.under)
         return view, reaper.plan(view, settings, all_users=args.all_users, force=args.force, only=args.only_list,
-                                 cooldown_until=float(book["cooldown_until"]))
+                                 cooldown_until=book["cooldown_until"])
 
     if args.dry_run:
         view, plan = look(ledger.load(folder))
@@ -110,7 +112,7 @@ def sweep(args: argparse.Namespace, settings: Any) -> tuple[int, Plan]:
         return ExitCode.OK, plan
     held = contextlib.ExitStack()
     try:
-        held.enter_context(ledger.lock(folder, float(settings.grace) + 10.0))
+        held.enter_context(ledger.lock(folder, settings.grace + 10.0))
     except LockTimeout:
         raise GuardError("another reap is still running (its lock is held); this one was skipped",
                          ExitCode.FAILURE) from None
@@ -120,20 +122,11 @@ def sweep(args: argparse.Namespace, settings: Any) -> tuple[int, Plan]:
         reaper.execute(plan, settings, all_users=args.all_users, log=False)
         ended = [a for a in plan.actions if a.outcome == "ended"]
         if plan.pruned or any(a.session and a.session.guarded for a in ended):
-            registry = Registry(folder, float(settings.lock_timeout))
+            registry = Registry(folder, settings.lock_timeout)
             plan.pruned = reaper.prune(registry, [(a.pid, a.start) for a in ended if a.session])
         reaper.audit(plan)
-        sessions.observe(view, book, settings)
-        for a in ended:
-            book["procs"].pop(ledger.key(a.pid, a.start), None)  # gone: no sample to keep
-        for a in ended:
-            ledger.count(book, a.reason, a.rss)
-        if any(a.reason == "memory" for a in ended):
-            book["cooldown_until"] = clock.awake() + float(settings.cooldown)
-        counters = book["counters"]
-        counters["failed"] = int(counters.get("failed", 0)) + sum(1 for a in plan.actions if a.outcome == "failed")
-        counters["sweeps"] = int(counters.get("sweeps", 0)) + 1
-        counters["last_sweep"] = view.now
+        ledger.observe(book, view, settings)
+        ledger.record(book, plan.actions, view.now, settings.cooldown)
         ledger.save(folder, book)
     report(plan, args, view_count=len(view.sessions))
     failed = any(a.outcome == "failed" for a in plan.actions)
@@ -220,10 +213,10 @@ def watch(args: argparse.Namespace) -> int:
         pause = 0.0
         try:
             settings = _settings(args)
-            interval = float(settings.interval)
+            interval = settings.interval
             _, plan = sweep(args, settings)
             if any(a.reason == "memory" and a.outcome == "ended" for a in plan.actions):
-                pause = float(settings.cooldown)
+                pause = settings.cooldown
         except GuardError as e:
             output.message(f"{e.message}; next sweep in {interval:g}s")
         except Exception as e:  # one bad sweep must not end the watch

@@ -8,7 +8,7 @@ import os
 
 from .. import output, resolve
 from ..errors import ExitCode, GuardError
-from .install import BACKUP_SUFFIX, COMMAND, default_dir, shim_path
+from .install import BACKUP_SUFFIX, COMMAND, default_dir, native_version, own_dir, shim_path
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -20,6 +20,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     folder = os.path.abspath(os.path.expanduser(args.dir or default_dir()))
+    if native_version(shim_path(folder)) is not None and os.path.lexists(shim_path(own_dir())):
+        folder = own_dir()  # install put the shim beside the native installer's link, in a folder of its own
     target = shim_path(folder)
     backup = target + BACKUP_SUFFIX
     if os.path.lexists(target):

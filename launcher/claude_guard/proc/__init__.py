@@ -1,0 +1,242 @@
+"""Processes: one interface, one backend per system, chosen once (`native()`).
+
+    linux.Linux        reads /proc directly (stdlib only: the `claude` shim's launch path runs on every start,
+                       and importing psutil costs several times a bare interpreter start)
+    portable.Portable  psutil, for macOS and Windows; `Portable(windows=True)` adds Windows' semantics (owners
+                       are account names, consoles instead of terminals, parent PIDs that outlive their process)
+
+Both run on Linux, so tests pass `Portable(...)` to run the other systems' code against live processes.
+A fix for one system goes into its backend; what every system shares (which process is Claude Code) is here.
+
+Identity is (pid, start token), never the pid alone: a pid is reused after its process dies. The token is the
+backend's own: Linux's is field 22 of /proc/PID/stat (clock ticks since boot, the value Claude Code writes as
+`procStart` in ~/.claude/sessions/<PID>.json); psutil's is the creation time in epoch seconds. Tokens of two
+backends never compare equal, so one sweep uses one backend throughout.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+LINUX = sys.platform.startswith("linux")
+
+# Basenames of the real CLI's executable: the native build (npm links it as bin/claude.exe) and the
+# node entry of older npm releases.
+CLAUDE_NAMES = frozenset({"claude", "claude.exe"})
+NODE_ENTRIES = ("cli.js", "cli.mjs")
+# Interpreters whose first script argument is the program they run (a `#!` script runs as
+# `interpreter script args`; node runs cli.js, a test's `python3 claude` a stand-in). A `bash -c '...'`
+# wrapper has `-c` there, so it never matches.
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "fish"})
+INTERPRETERS = SHELLS | {"node", "nodejs", "bun", "deno", "python", "perl", "ruby"}
+GONE_STATES = ("Z", "X")  # a zombie awaiting its parent, or dead
+_DELETED = " (deleted)"
+
+
+def strip_deleted(target: str) -> str:
+    """A /proc link's target without the mark the kernel adds when the file was replaced (an update while
+    the program runs)."""
+    return target[: -len(_DELETED)] if target.endswith(_DELETED) else target
+
+
+def same_user(a: str | None, b: str | None) -> bool:
+    """Windows account names compare without case (`DOMAIN\\user`)."""
+    return a is not None and b is not None and a.casefold() == b.casefold()
+
+
+class Proc:
+    """One process as a backend read it. `cmdline` may be read on first use (the sweep's pass reads it only
+    for processes that can be Claude Code)."""
+
+    __slots__ = ("_cmdline", "comm", "cpu", "created", "exe", "pid", "ppid", "rss", "start", "state", "tty", "tty_nr",
+                 "uid", "user")
+
+    def __init__(self, pid: int, ppid: int, state: str, start: str, uid: int, tty_nr: int, cmdline: list[str] | None,
+                 exe: str | None, *, comm: str = "", rss: int = 0, cpu: float = 0.0, created: float = 0.0,
+                 user: str | None = None, tty: str | None = None) -> None:
+        self.pid = pid
+        self.ppid = ppid
+        self.state = state  # one letter, as in /proc/PID/stat (Z: zombie)
+        self.start = start  # the backend's start token
+        self.uid = uid  # -1 where there are no uids (Windows: see `user`)
+        self.tty_nr = tty_nr  # controlling terminal; 0: none
+        self._cmdline = cmdline  # None: not read yet
+        self.exe = exe
+        self.comm = comm  # the process name
+        self.rss = rss  # bytes (the sweep's pass only)
+        self.cpu = cpu  # user + system seconds (the sweep's pass only)
+        self.created = created  # epoch seconds
+        self.user = user  # account name: read with Windows semantics only
+        self.tty = tty  # the terminal's name when the backend gave it (/proc gives only tty_nr)
+
+    @property
+    def cmdline(self) -> list[str]:
+        if self._cmdline is None:
+            self._cmdline = self._read_cmdline()
+        return self._cmdline
+
+    @property
+    def cmdline_read(self) -> bool:
+        """The command line was read in the pass (a process that may be Claude Code)."""
+        return self._cmdline is not None
+
+    def _read_cmdline(self) -> list[str]:
+        return []
+
+    def __repr__(self) -> str:
+        return f"Proc(pid={self.pid}, ppid={self.ppid}, state={self.state!r}, cmdline={self._cmdline!r})"
+
+
+def claude_args(proc: Proc, is_shim: Callable[[str], bool] | None = None) -> list[str] | None:
+    """If `proc` runs Claude Code, the arguments it was given; else None.
+
+    Matches the executable, not the name: the native binary by its file name, a script (node `cli.js`, or
+    a `claude` script such as a test stand-in) by the script its interpreter runs. A wrapper whose command
+    line merely mentions claude (`timeout 40 claude ...`, `bash -c "claude ..."`) is not Claude Code, and
+    neither is a claude-guard shim still deciding whether to launch (`is_shim(path)` says which files are
+    ours).
+    """
+    if proc.state in GONE_STATES or not proc.cmdline:
+        return None
+    cmdline = proc.cmdline
+    exe_name = os.path.basename(proc.exe) if proc.exe else os.path.basename(cmdline[0])
+    if exe_name in CLAUDE_NAMES:
+        return cmdline[1:]
+    base = exe_name.rstrip("0123456789.")  # python3.11, node20, ...
+    if base not in INTERPRETERS:
+        return None
+    for i in range(1, len(cmdline)):
+        script = cmdline[i]
+        if script.startswith("-"):
+            if base in SHELLS and script == "-c":
+                return None
+            continue
+        name = os.path.basename(script)
+        if name in CLAUDE_NAMES:
+            if is_shim is not None and is_shim(script):
+                return None
+            return cmdline[i + 1 :]
+        if name in NODE_ENTRIES and "claude-code" in script:
+            return cmdline[i + 1 :]
+        return None
+    return None
+
+
+class Backend:
+    """The interface every backend gives. Results never raise for a process that vanished or cannot be read:
+    None, False or an empty result says so."""
+
+    name = "base"
+    windows = False  # Windows semantics: account names, consoles, parent PIDs that outlive their process
+    ticks = False  # start tokens are /proc clock ticks, the format of Claude's own `procStart`
+
+    def start_token(self, pid: int) -> str | None:
+        """The start time that, with the pid, identifies a process; None if it is gone."""
+        raise NotImplementedError
+
+    def alive(self, pid: int, start: str | None) -> bool:
+        """True while that very process runs: same start token, and not a zombie awaiting its parent."""
+        raise NotImplementedError
+
+    def read(self, pid: int) -> Proc | None:
+        """One process (command line and executable read), or None when it is gone or unreadable."""
+        raise NotImplementedError
+
+    def scan(self, uid: int | None, needle: bytes = b"") -> Iterator[Proc]:
+        """The launch side's pass: every process of `uid` (None: every user) whose command line contains
+        `needle`. Processes that vanish mid-scan are skipped."""
+        raise NotImplementedError
+
+    def table(self, uid: int | None, user: str | None = None) -> Iterator[Proc]:
+        """The sweep's pass: every process of `uid` (with Windows semantics: of account `user`; None: of every
+        user) with name, memory, CPU and creation time; kernel threads left out."""
+        raise NotImplementedError
+
+    def ppid(self, pid: int) -> int | None:
+        raise NotImplementedError
+
+    def environment(self, pid: int, wanted: Iterable[str]) -> dict[str, str] | None:
+        """The `wanted` variables of a process's environment ({} when it has none of them); None when it cannot
+        be read. Nothing else of it (tokens, keys) is ever held."""
+        raise NotImplementedError
+
+    def cwd(self, pid: int) -> str | None:
+        """A process's working folder, None when unreadable."""
+        raise NotImplementedError
+
+    def terminal(self, proc: Proc, kind: str | None = None) -> tuple[str | None, bool]:
+        """(terminal, live): the process's controlling terminal, if it still has one.
+
+        The kernel takes the controlling terminal away from the whole session when the terminal hangs up (its
+        window or master side closed, or the shell that led the session died), so a process that still has
+        one is still in someone's terminal. Stdio on a pty without a controlling terminal (a host that set the
+        pty up by hand) does not count: nothing hangs it up when its user leaves.
+        """
+        if not proc.tty_nr:
+            return None, False
+        return proc.tty or "tty", True
+
+    def whoami(self) -> tuple[int | None, str | None]:
+        """(uid, account name) of this process; the name only with Windows semantics, the uid only where
+        there are uids."""
+        return (os.getuid() if hasattr(os, "getuid") else None), None
+
+    def owner(self, proc: Proc) -> str:
+        """Who owns `proc`, for messages."""
+        return f"uid {proc.uid}"
+
+    def parent_gone(self, proc: Proc, rows: dict[int, Proc]) -> bool:
+        """The parent PID `proc` carries no longer names its parent. Only Windows keeps a dead parent's PID
+        (see Portable); elsewhere a dead parent is replaced by an adopter, which the sweep sees."""
+        return False
+
+    def signal(self, pid: int, start: str, sig: int, *, owner_ok: Callable[[int, str | None], bool] | None = None,
+               claude: bool = False, is_shim: Callable[[str], bool] | None = None) -> str:
+        """Send `sig` to that very process, re-checked right before: same start token, not a zombie, an owner
+        `owner_ok` accepts, and (with `claude`) still running Claude Code. Returns "sent", "gone", or
+        "refused: <why>"."""
+        raise NotImplementedError
+
+    def ancestors(self, pid: int) -> list[int]:
+        """Parent, grandparent, ... up to (not including) pid 1 / 0."""
+        out: list[int] = []
+        seen = {pid}
+        while True:
+            parent = self.ppid(pid)
+            if parent is None or parent <= 1 or parent in seen:
+                return out
+            out.append(parent)
+            seen.add(parent)
+            pid = parent
+
+    def _refusal(self, proc: Proc, owner_ok: Callable[[int, str | None], bool] | None, claude: bool,
+                 is_shim: Callable[[str], bool] | None) -> str | None:
+        """The signal's last check on a process already known to be the one meant."""
+        if owner_ok is not None and not owner_ok(proc.uid, proc.user):
+            return f"refused: now owned by {self.owner(proc)}"
+        if claude and claude_args(proc, is_shim) is None:
+            return "refused: no longer runs Claude Code"
+        return None
+
+
+_native: Backend | None = None
+
+
+def native() -> Backend:
+    """This system's backend, made once."""
+    global _native
+    if _native is None:
+        if sys.platform.startswith("linux"):  # spelled out so that mypy checks each system's branch
+            from .linux import Linux
+
+            _native = Linux()
+        else:
+            from .portable import Portable
+
+            _native = Portable(windows=sys.platform == "win32")
+    return _native

@@ -1,0 +1,74 @@
+"""The shapes of the JSON the tool keeps: registry entries and waiters, and the sweep's ledger.
+
+Imported only under TYPE_CHECKING (so the `claude` hot path never loads `typing`): these are declarations for
+the type checker. The registry validates `pid` and `start` of every entry it reads (registry._validate); the
+ledger replaces any part that does not have its shape (ledger.load).
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+
+class _EntryBase(TypedDict):
+    pid: int  # the Claude Code process (after update_pid: the runner's child where exec is impossible)
+    start: str  # its start token (proc backend)
+    session_id: str | None
+    kind: str  # argv.Call.kind: interactive, print, ...
+    argv: list[str]  # claude's arguments, repaired
+    program: str
+    cwd: str
+    tty: str | None
+    ppid: int  # the process that ran the launch
+    parent: str  # its program's basename
+    started_at: float  # epoch seconds
+    cookie: str  # CLAUDE_GUARD_COOKIE of the session; its strays carry it
+    guard: str  # the guard's version
+
+
+class Entry(_EntryBase, total=False):
+    """One guarded session in registry.json."""
+
+    guard_pid: int  # where exec is impossible: the guard that waits for claude (the entry's pid is its child)
+
+
+class Waiter(TypedDict):
+    """A launch queued for a slot (on_cap = wait), in arrival order."""
+
+    pid: int
+    start: str
+    since: float
+
+
+class RegistryData(TypedDict):
+    version: int
+    sessions: list[Entry]
+    waiters: list[Waiter]
+
+
+class Sample(TypedDict):
+    """The ledger's memory of one Claude process ("pid:start")."""
+
+    ref: list[float]  # [awake-clock time, CPU seconds] of the reference sample
+    quiet: float | None  # awake-clock time since which its CPU stayed under idle_cpu
+    judged: bool  # a whole window has been judged
+    ppid: int  # its parent when first seen
+
+
+class Counters(TypedDict):
+    ended: dict[str, int]  # sessions ended, per reason
+    freed_bytes: dict[str, int]
+    failed: int
+    sweeps: int
+    last_sweep: float
+
+
+class Book(TypedDict):
+    """sweep.json: see ledger.py."""
+
+    version: int
+    boot: str
+    sleep: list[list[float]]
+    procs: dict[str, Sample]
+    cooldown_until: float
+    counters: Counters
