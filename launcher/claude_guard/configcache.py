@@ -41,6 +41,8 @@ def identity(st: os.stat_result) -> list[int]:
 
 def _trusted(st: os.stat_result, folder: bool) -> bool:
     """Ours, not writable by anyone else, and of the right kind (lstat: a symlink is neither kind)."""
+    if sys.platform == "win32":  # never enabled there (no owner to check); this also tells mypy so
+        return False
     kind = stat.S_ISDIR(st.st_mode) if folder else stat.S_ISREG(st.st_mode)
     return kind and st.st_uid == os.geteuid() and not st.st_mode & 0o022
 
@@ -55,7 +57,7 @@ def _value_ok(value: object) -> bool:
 def lookup(folder: str, path: str, st: os.stat_result, text: str) -> dict[str, tuple[Any, int | None]] | None:
     """{key: (TOML value, line)} cached for the config file at `path` with stat `st` and content `text`, or None
     (a miss) for anything but a faithful cache of exactly that file."""
-    if not ENABLED:
+    if sys.platform == "win32" or not ENABLED:
         return None
     try:
         if not _trusted(os.lstat(folder), folder=True):
@@ -86,7 +88,7 @@ def lookup(folder: str, path: str, st: os.stat_result, text: str) -> dict[str, t
 
 def store(folder: str, path: str, st: os.stat_result, text: str, keys: dict[str, tuple[Any, int | None]]) -> None:
     """Cache a successful parse; silently nothing when the folder is unsafe or cannot be written."""
-    if not ENABLED or not all(_value_ok(value) for value, _ in keys.values()):
+    if sys.platform == "win32" or not ENABLED or not all(_value_ok(value) for value, _ in keys.values()):
         return
     payload = jsonio.dumps({"version": VERSION, "path": path, "identity": identity(st), "text": text,
                             "keys": {key: [value, line] for key, (value, line) in keys.items()}})
