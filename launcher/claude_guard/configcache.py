@@ -92,8 +92,6 @@ def store(folder: str, path: str, st: os.stat_result, text: str, keys: dict[str,
         return
     payload = jsonio.dumps({"version": VERSION, "path": path, "identity": identity(st), "text": text,
                             "keys": {key: [value, line] for key, (value, line) in keys.items()}})
-    target = os.path.join(folder, NAME)
-    tmp = f"{target}.{os.getpid()}.part"
     try:
         try:
             st_folder = os.lstat(folder)
@@ -106,23 +104,11 @@ def store(folder: str, path: str, st: os.stat_result, text: str, keys: dict[str,
             st_folder = os.lstat(folder)
         if not _trusted(st_folder, folder=True):
             return  # unsafe: the registry will say so; the cache just stays away
-        try:
-            os.unlink(tmp)  # a writer with our pid is dead: its temp file is stale
-        except FileNotFoundError:
-            pass
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        from . import files, registry
+
+        target = os.path.join(folder, NAME)
+        # Not durable: a cache lost in a crash is a parse on the next launch.
+        files.atomic_write(target, payload.encode("ascii"), durable=False)
+        registry.remove_stale_temps(target)  # a writer killed before its rename (this runs only on a miss)
     except OSError:
         return
-    try:
-        try:
-            view = memoryview(payload.encode("ascii"))
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass

@@ -10,11 +10,16 @@ import os
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
-def atomic_write(path: str, data: bytes, *, mode: int = 0o600, tmp: str | None = None) -> None:
+def atomic_write(path: str, data: bytes, *, mode: int = 0o600, tmp: str | None = None, durable: bool = True) -> None:
     """Replace `path` with `data`: a temp file (`tmp`, default `<path>.tmp-<pid>`) of `mode` written, fsynced and
     renamed over it, then the folder fsynced, so a writer killed at any moment leaves either the old or the new
     file, never half of one. Every file the tool replaces goes through here. Raises OSError (the temp file
-    removed)."""
+    removed).
+
+    `durable=False` leaves out both fsyncs: the rename alone is what keeps a killed writer from leaving half a
+    file; the fsyncs only carry the new content through a crash of the whole system. A file whose content means
+    nothing after a reboot (the registry of live processes, a cache) does not need that, and an fsync on a busy
+    disk can cost a `claude` launch more than all the rest of its work."""
     tmp = tmp or f"{path}.tmp-{os.getpid()}"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, mode)
@@ -24,7 +29,8 @@ def atomic_write(path: str, data: bytes, *, mode: int = 0o600, tmp: str | None =
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -34,7 +40,7 @@ def atomic_write(path: str, data: bytes, *, mode: int = 0o600, tmp: str | None =
         except OSError:
             pass
         raise
-    if hasattr(os, "O_DIRECTORY"):
+    if durable and hasattr(os, "O_DIRECTORY"):
         try:
             dfd = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY)
             try:
