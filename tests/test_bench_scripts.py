@@ -110,7 +110,8 @@ def test_bench_writes_the_report(venv: Path, tmp_path: Path) -> None:
     out = tmp_path / "BENCHMARKS.md"
     r = subprocess.run([sys.executable, str(REPO / "scripts/bench"), "--venv", str(venv), "--out", str(out),
                         "--launch-runs", "2", "--turns", "1", "--sessions", "3", "--rounds", "1", "--sweeps", "4",
-                        "--watch-runs", "1"], capture_output=True, text=True, timeout=900, check=False)
+                        "--watch-runs", "1", "--before", "4e06b71"], capture_output=True, text=True, timeout=900,
+                       check=False)
     assert r.returncode == 0, r.stderr
     report = out.read_text(encoding="utf-8")
     assert "| figure | ours | reference | ratio | target | verdict | load |" in report
@@ -121,3 +122,6 @@ def test_bench_writes_the_report(venv: Path, tmp_path: Path) -> None:
         assert name in report, name
     assert benchkit.CONFIG.format(max_sessions=8) in report + "\n"  # the config file each figure ran with
     assert f"given venv {venv}" in report
+    # The before column: ratios from the BENCHMARKS.md of issue 13's "before" commit, matched by figure name.
+    launch_row = next(line for line in report.splitlines() if line.startswith("| session launch through the shim"))
+    assert launch_row.rstrip().endswith("| 3.749 |") and "at commit 4e06b71" in report
