@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "realclaude"
 
 STANDIN = r'''#!{python}
-import json, os, signal, subprocess, sys, time
+import json, os, shlex, signal, subprocess, sys, time
 if sys.argv[1:] == ["--version"]:
     print("2.1.330 (Claude Code stand-in)")
     sys.exit(0)
@@ -83,18 +83,48 @@ if status:
 child_env = dict(os.environ, CLAUDE_CODE_SESSION_ID=session, CLAUDE_PID=str(me), CLAUDECODE="1")
 kids = {}
 if os.environ.get("SWEEP_GRANDCHILD"):
-    # A Bash-tool command: its own session and process group, and (with "orphaned") a grandchild whose
-    # parent exits at once, so it leaves the tree while this claude is still alive.
+    # A Bash-tool call as the real CLI makes one: a tool shell that leads its own session and process group,
+    # `bash -c "... eval '<command>' < /dev/null && pwd -P >| <tmp>/claude-<hex>-cwd"`, running the command
+    # as its child. With "orphaned" the command starts a grandchild and exits (`cmd &`, then the tool shell
+    # exits): the grandchild leaves the tree while this claude is still alive.
     code = "import time; time.sleep(3600)"
     if os.environ["SWEEP_GRANDCHILD"] == "orphaned":
         code = ("import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', 'import time; "
                 "time.sleep(3600)']); print(p.pid, flush=True)")
-    p = subprocess.Popen([sys.executable, "-c", code], env=child_env, start_new_session=True,
+    command = " ".join(shlex.quote(a) for a in (sys.executable, "-c", code))
+    cwd_file = f"{rec}/claude-{os.urandom(2).hex()}-cwd"
+    tool = ["bash", "-c", f"eval {shlex.quote(command)} < /dev/null && pwd -P >| {cwd_file}"]
+    if os.environ["SWEEP_GRANDCHILD"] == "plain":
+        tool = [sys.executable, "-c", code]  # a child in its own session that does not look like a tool shell
+    p = subprocess.Popen(tool, env=child_env, start_new_session=True,
                          stdout=subprocess.PIPE if os.environ["SWEEP_GRANDCHILD"] == "orphaned" else None,
                          stdin=subprocess.DEVNULL)
     kids["child"] = p.pid
     if os.environ["SWEEP_GRANDCHILD"] == "orphaned":
         kids["grandchild"] = int(p.stdout.readline())
+        p.wait()
+    elif os.environ["SWEEP_GRANDCHILD"] != "plain":
+        while "command" not in kids:  # the command the tool shell runs (recorded so a test can clean it up)
+            with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
+                found = f.read().split()
+            if found:
+                kids["command"] = int(found[0])
+            else:
+                time.sleep(0.01)
+if os.environ.get("SWEEP_HELPER"):
+    # One of claude's own helpers (an MCP server): in claude's process group, with the session id but no
+    # CLAUDE_PID. With "orphaned", the helper's own child outlives it (a wrapper that exited).
+    helper_env = {k: v for k, v in child_env.items() if k != "CLAUDE_PID"}
+    helper_env["CLAUDE_CODE_LAUNCHED_BY_SESSION_IDS"] = session
+    code = "import time; time.sleep(3600)"
+    if os.environ["SWEEP_HELPER"] == "orphaned":
+        code = ("import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', 'import time; "
+                "time.sleep(3600)']); print(p.pid, flush=True)")
+    p = subprocess.Popen([sys.executable, "-c", code], env=helper_env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE if os.environ["SWEEP_HELPER"] == "orphaned" else None)
+    kids["helper"] = p.pid
+    if os.environ["SWEEP_HELPER"] == "orphaned":
+        kids["helper_child"] = int(p.stdout.readline())
         p.wait()
 write("json", {"pid": me, "ppid": os.getppid(), "argv": sys.argv[1:], "kids": kids,
                "cookie": os.environ.get("CLAUDE_GUARD_COOKIE")})
@@ -208,6 +238,8 @@ class Sandbox:
             "SWEEP_RECORD": str(self.record),
             "LANG": "C.UTF-8",
             "NO_COLOR": "1",
+            # Other Claude sessions of this user (other tests, a developer's own) must not fill the cap.
+            "CLAUDE_GUARD_COUNT_UNGUARDED": "false",
         }
         self.started: list[tuple[int, str]] = []
         self.popens: list[subprocess.Popen[bytes]] = []

@@ -83,7 +83,7 @@ _STREAM_JSON = "stream-json"
 class Call:
     """What a `claude` command line asks for. (A plain class: dataclasses cost too much on the hot path.)"""
 
-    __slots__ = ("fork", "kind", "options", "session", "session_id")
+    __slots__ = ("continues", "fork", "kind", "options", "session", "session_id")
 
     def __init__(self, session: bool, kind: str = "interactive", options: dict[str, str] | None = None,
                  fork: bool = False) -> None:
@@ -91,6 +91,9 @@ class Call:
         self.kind = kind  # interactive | print | sdk | background | passthrough
         self.session_id: str | None = None  # the session this launch opens, when the command line names it
         self.fork = fork
+        # `--continue` without `--fork-session`: opens the folder's latest session, which the command line
+        # does not name (launch asks transcripts.continued_session which one Claude will pick).
+        self.continues = False
         self.options = options or {}  # last value seen per option (canonical name)
 
 
@@ -233,6 +236,7 @@ def classify(args: list[str]) -> Call:
         call.session_id = opts["--session-id"]
     elif resume and not call.fork:
         call.session_id = resume
+    call.continues = "--continue" in opts and not call.fork and not call.session_id
     return call
 
 

@@ -34,14 +34,15 @@ class Check:
 def run(args: argparse.Namespace) -> int:
     checks: list[Check] = []
     settings = None
-    try:
-        from .. import config
+    from .. import config
 
-        settings = config.load()
+    # Leniently, so that every problem is named (a launch meanwhile starts claude unguarded, with a warning).
+    settings = config.load(lenient=True)
+    for problem in settings.problems:
+        checks.append(Check("config", False, problem, "fix the key or variable named above, or remove it to use "
+                                                       "the default; until then claude starts unguarded"))
+    if not settings.problems:
         checks.append(Check("config", True, f"valid ({config_path()})"))
-    except GuardError as e:
-        checks.append(Check("config", False, e.message, "fix the value named above, or remove the file or "
-                                                        "variable to use the defaults"))
     checks.append(check_shim())
     native = check_native_installer()
     if native:
@@ -64,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         bad = sum(1 for c in checks if not c.ok)
         lines.append("all checks passed" if not bad else f"{bad} problem{'s' if bad != 1 else ''} found")
         output.data("\n".join(lines))
+    if settings.problems:
+        return ExitCode.CONFIG
     return ExitCode.OK if all(c.ok for c in checks) else ExitCode.FAILURE
 
 
