@@ -6,6 +6,8 @@ from pathlib import Path
 
 import platformdirs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from claude_guard import config, paths
 from claude_guard.errors import ExitCode, GuardError
@@ -96,6 +98,41 @@ def test_lean_paths_agree_with_platformdirs(monkeypatch: pytest.MonkeyPatch, tmp
         assert paths.state_dir() == platformdirs.user_state_dir("claude-guard")
         assert paths.config_file() == str(Path(platformdirs.user_config_dir("claude-guard")) / "config.toml")
         assert paths.log_dir() == platformdirs.user_log_dir("claude-guard")
+
+
+# The patterns durations and sizes were once matched with; the hand-written parser (no `re` on the hot path)
+# must accept exactly what they accepted, with the same value.
+_DURATION_RE = r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$"
+_SIZE_RE = r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b|%)?\s*$"
+
+
+def _by_pattern(text: str, size: bool) -> float | None:
+    import re
+
+    m = re.match(_SIZE_RE if size else _DURATION_RE, text, re.IGNORECASE if size else 0)
+    if not m:
+        return None
+    number = float(m.group(1))
+    if not size:
+        seconds = number * {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0,
+                            "d": 86400.0}[m.group(2)]
+        return None if seconds > 36500 * 86400.0 else seconds  # the range check that follows the pattern
+    unit = (m.group(2) or "").lower()
+    if unit == "%":
+        return None if number > 100 else -number / 100.0
+    return number * (1024 if "i" in unit else 1000) ** ("bkmgt".index(unit[0]) if unit else 0)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=" \t\n0123456789.-+eEmsMShdinkKgGtTbBiI%x\u0663", max_size=9))
+def test_duration_and_size_parsers_accept_what_the_patterns_did(text: str) -> None:
+    for size, parse in ((False, config.parse_duration), (True, config.parse_size)):
+        expected = _by_pattern(text, size)
+        if expected is None:
+            with pytest.raises(config.BadValue):
+                parse(text)
+        else:
+            assert parse(text) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(("text", "needle"), [

@@ -8,16 +8,50 @@ dependencies inside `run`, so `claude-guard exec` (an SDK host's spawn path) nev
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import __version__
 from .errors import ExitCode, GuardError
 from .output import message
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 COMMANDS = ("install", "uninstall", "config", "exec", "ps", "reap", "doctor", "metrics")
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help layout, sized without `shutil`: HelpFormatter imports it for the terminal width, and every
+    add_argument makes a formatter, so each `claude-guard` command paid for that import (several ms: `ps` is
+    measured against procps `ps`). The width is found as shutil.get_terminal_size finds it."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        if width is None:
+            width = _columns() - 2  # what HelpFormatter itself takes off
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def _columns() -> int:
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         # One usage line and one error line, exit 2, as argparse does, but never a traceback (and nothing
         # at all when stderr was closed: print_usage(None) would write to stdout instead).
@@ -27,13 +61,16 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(ExitCode.USAGE)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with `only` (a command name), the parser of that command alone: a command's run needs
+    nothing of the others, and building all of them costs each command more than its own work on a quiet
+    machine (`claude-guard ps` is measured against procps `ps`). Help and errors of that command read the same."""
     import importlib
 
     parser = _Parser(prog="claude-guard", description="Guard Claude Code launches and reap leaked sessions.")
     parser.add_argument("--version", action="version", version=f"claude-guard {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         module = importlib.import_module(f".commands.{name}", __package__)
         module.add_parser(sub)
     return parser
@@ -42,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else argv
     try:
-        parser = build_parser()
+        parser = build_parser(args_list[0] if args_list and args_list[0] in COMMANDS else None)
         args = parser.parse_args(args_list)
         if not getattr(args, "func", None):
             if sys.stderr is not None:

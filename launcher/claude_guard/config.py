@@ -20,13 +20,38 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
-_DURATION = r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$"
 _DURATION_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
-_SIZE = r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b|%)?\s*$"
+# Size units, case-insensitive: `[kmgt]i?b?|b|%` or none (bytes).
+_SIZE_UNITS = frozenset({"", "b", "%", *(p + i + b for p in "kmgt" for i in ("", "i") for b in ("", "b"))})
 
 
 class BadValue(ValueError):
     """A value that does not fit its key; the message says what would."""
+
+
+def _number_unit(text: str) -> tuple[float, str] | None:
+    """`<number> <unit>` as in `^\\s*(\\d+(?:\\.\\d+)?)\\s*([a-z%]*)\\s*$` (the unit still to be checked), or None.
+
+    Hand-written rather than a regular expression: `import re` costs the `claude` hot path about a third of
+    a bare interpreter start, and durations and sizes are read on every launch (config file, variables).
+    """
+    text = text.strip()
+    end = 0
+    while end < len(text) and text[end].isdecimal():
+        end += 1
+    if end == 0:
+        return None
+    if end < len(text) and text[end] == ".":
+        frac = end + 1
+        while frac < len(text) and text[frac].isdecimal():
+            frac += 1
+        if frac == end + 1:
+            return None  # "1." is not a number here
+        end = frac
+    unit = text[end:].lstrip()
+    if not all(c.isascii() and (c.isalpha() or c == "%") for c in unit):
+        return None
+    return float(text[:end]), unit
 
 
 def parse_duration(value: object) -> float:
@@ -35,12 +60,10 @@ def parse_duration(value: object) -> float:
     if isinstance(value, (int, float)):
         seconds = float(value)
     else:
-        import re
-
-        m = re.match(_DURATION, str(value))
-        if not m:
+        parsed = _number_unit(str(value))
+        if parsed is None or (parsed[1] or None) not in _DURATION_UNITS:
             raise BadValue("expected a duration such as 90, \"90s\", \"30m\" or \"2h\"")
-        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        seconds = parsed[0] * _DURATION_UNITS[parsed[1] or None]
     if not seconds >= 0:  # also rejects NaN
         raise BadValue("a duration cannot be negative")
     if seconds > _LONGEST:  # inf or 1e309: a wait that never ends, or a sleep that overflows
@@ -79,12 +102,11 @@ def parse_size(value: object) -> float:
         if not 0 <= value < float("inf"):  # negative, NaN, inf (TOML's `inf`, or `1e309`)
             raise BadValue("a size is a finite number of bytes, at least 0")
         return float(value)
-    import re
-
-    m = re.match(_SIZE, str(value), re.IGNORECASE)
-    if not m:
+    parsed = _number_unit(str(value))
+    unit = parsed[1].lower() if parsed else ""
+    if parsed is None or unit not in _SIZE_UNITS:
         raise BadValue("expected a size such as \"2GiB\", \"512M\", a number of bytes, or \"10%\"")
-    number, unit = float(m.group(1)), (m.group(2) or "").lower()
+    number = parsed[0]
     if unit == "%":
         if number > 100:
             raise BadValue("a percentage is at most 100%")
@@ -304,28 +326,79 @@ def _line_of(text: str, key: str) -> int | None:
     return text.count("\n", 0, m.start()) + 1 if m else None
 
 
-def _read_toml(path: str) -> tuple[dict[str, Any], str]:
+def _read_file(path: str) -> tuple[bytes, os.stat_result] | None:
+    """The config file's bytes and stat (from the same open file), or None when there is none."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        return {}, ""
+        return None
     except OSError as e:
         raise GuardError(f"cannot read config {path}: {e.strerror}; fix its permissions or set "
                          "CLAUDE_GUARD_CONFIG to another file", ExitCode.CONFIG) from None
-    import sys
+    try:
+        st = os.fstat(fd)
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except OSError as e:
+        raise GuardError(f"cannot read config {path}: {e.strerror}; fix its permissions or set "
+                         "CLAUDE_GUARD_CONFIG to another file", ExitCode.CONFIG) from None
+    finally:
+        os.close(fd)
+    return b"".join(chunks), st
 
+
+def _parse_toml(path: str, text: str) -> dict[str, tuple[Any, int | None]]:
+    """{key: (TOML value, line)} of the file's top-level keys."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # Python 3.10: the same parser, before it joined the standard library
         import tomli as tomllib
     try:
-        text = raw.decode("utf-8")
-        return tomllib.loads(text), text
-    except UnicodeDecodeError:
-        raise GuardError(f"config {path}: not UTF-8 text; save it as UTF-8", ExitCode.CONFIG) from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise GuardError(f"config {path}: invalid TOML: {e}; fix that line", ExitCode.CONFIG) from None
+    return {key: (value, _line_of(text, key)) for key, value in data.items()}
+
+
+def _valid(keys: dict[str, tuple[Any, int | None]]) -> bool:
+    """Every key known and every value accepted: only such a parse is cached, or taken from the cache."""
+    for key, (value, _line) in keys.items():
+        if key not in KEYS:
+            return False
+        try:
+            KEYS[key].parse(value)
+        except BadValue:
+            return False
+    return True
+
+
+def _file_keys(path: str, cache_dir: str | None) -> dict[str, tuple[Any, int | None]]:
+    """{key: (TOML value, line)} of the config file (empty when there is none). With `cache_dir` (the shim, ps,
+    reap), a parse cached there for these very bytes is reused instead of importing the TOML parser
+    (configcache.py says why that is safe); a file with any problem is never cached, so its problems are found
+    by a full parse every time."""
+    found = _read_file(path)
+    if found is None:
+        return {}
+    raw, st = found
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise GuardError(f"config {path}: not UTF-8 text; save it as UTF-8", ExitCode.CONFIG) from None
+    if cache_dir:
+        from . import configcache
+
+        cached = configcache.lookup(cache_dir, path, st, text)
+        if cached is not None and _valid(cached):
+            return cached
+    keys = _parse_toml(path, text)
+    if cache_dir and _valid(keys):
+        configcache.store(cache_dir, path, st, text, keys)
+    return keys
 
 
 # CLAUDE_GUARD_* variables that are not settings but are read elsewhere (tests and benchmarks use their own
@@ -353,28 +426,30 @@ def _did_you_mean(word: str, choices: Iterable[str]) -> str:
 
 
 def load(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None, *,
-         lenient: bool = False) -> Settings:
+         lenient: bool = False, cache: bool = False) -> Settings:
     """Defaults < config file < CLAUDE_GUARD_<KEY> variables < `overrides` (command-line options).
 
     A problem in the file or the variables (unreadable or invalid file, unknown key or variable, bad value) is a
     GuardError (CONFIG) naming file, line and key, or the variable. With `lenient` (a launch: the guard must not
     take claude away over its own input) nothing is raised: each problem goes to `settings.problems`, and the
     key it concerns keeps its default. A bad command-line option is always a USAGE error.
+
+    `cache`: reuse the parse of an unchanged, valid config file kept in the state folder (the `claude` hot path,
+    ps and reap; Linux only, see configcache.py).
     """
     env = os.environ if environ is None else environ
     path = env.get("CLAUDE_GUARD_CONFIG") or paths.config_file()
     problems: list[str] = []
     try:
-        data, text = _read_toml(path)
+        keys = _file_keys(path, paths.state_dir() if cache and sys.platform.startswith("linux") else None)
     except GuardError as e:
         if not lenient:
             raise
         problems.append(e.message)
-        data, text = {}, ""
+        keys = {}
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    for key, value in data.items():
-        line = _line_of(text, key)
+    for key, (value, line) in keys.items():
         where = f"{path}:{line}" if line else path
         if key not in KEYS:
             problems.append(f"config {where}: unknown key {key!r}{_did_you_mean(key, KEYS)}; "

@@ -11,11 +11,16 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _BINARY = getattr(os, "O_BINARY", 0)  # Windows only: bytes as given, no LF -> CRLF, no stop at Ctrl-Z
 
 
-def atomic_write(path: str, data: bytes, *, mode: int = 0o600, tmp: str | None = None) -> None:
+def atomic_write(path: str, data: bytes, *, mode: int = 0o600, tmp: str | None = None, durable: bool = True) -> None:
     """Replace `path` with `data`: a temp file (`tmp`, default `<path>.tmp-<pid>`) of `mode` written, fsynced and
     renamed over it, then the folder fsynced, so a writer killed at any moment leaves either the old or the new
     file, never half of one. Every file the tool replaces goes through here. Raises OSError (the temp file
-    removed)."""
+    removed).
+
+    `durable=False` leaves out both fsyncs: the rename alone is what keeps a killed writer from leaving half a
+    file; the fsyncs only carry the new content through a crash of the whole system. A file whose content means
+    nothing after a reboot (the registry of live processes, a cache) does not need that, and an fsync on a busy
+    disk can cost a `claude` launch more than all the rest of its work."""
     tmp = tmp or f"{path}.tmp-{os.getpid()}"
     try:
         # O_BINARY: Windows' C runtime opens in text mode by default and would write every LF as CRLF (the
@@ -27,7 +32,8 @@ def atomic_write(path: str, data: bytes, *, mode: int = 0o600, tmp: str | None =
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -37,7 +43,7 @@ def atomic_write(path: str, data: bytes, *, mode: int = 0o600, tmp: str | None =
         except OSError:
             pass
         raise
-    if hasattr(os, "O_DIRECTORY"):
+    if durable and hasattr(os, "O_DIRECTORY"):
         try:
             dfd = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY)
             try:

@@ -6,7 +6,8 @@
                the wait-and-forward runner where exec is impossible (Windows)
 
 Everything here is on the hot path of every `claude` start: standard library only, imported lazily
-where a branch is rare.
+where a branch is rare. What only a session needs (the process backend, the registry) is imported when the call
+is a session: a pass-through such as `claude --version` is measured against the real CLI alone.
 """
 
 from __future__ import annotations
@@ -15,10 +16,8 @@ import os
 import sys
 import time
 
-from . import __version__, argv, environ, procs, resolve
+from . import __version__, argv, environ, resolve
 from .errors import ExitCode, GuardError
-from .proc import GONE_STATES, claude_args, program_name
-from .registry import Registry
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
     from .config import Settings
     from .proc import Backend
     from .records import Entry, RegistryData, Waiter
+    from .registry import Registry
 
 
 class Plan:
@@ -71,89 +71,134 @@ def _tty() -> str | None:
 
 
 def _parent_name(ppid: int) -> str:
+    from . import procs
+
     proc = procs.read(ppid)
     if proc is None or not proc.cmdline:
         return ""
     return os.path.basename(proc.cmdline[0])
 
 
-class Census:
-    """Who holds what, taken under the lock: live registry entries plus Claude processes in the table."""
+class Survey:
+    """What a launch reads before it takes the registry lock: the Claude sessions in the process table, and
+    (for a session id) who holds it by Claude's own session files. Launches queue on the lock: a scan of every
+    process on the machine inside it made 64 launches wait for 64 scans in turn. Under the lock only the
+    registry's entries, which other launches change, are judged (Census), so the cap stays exact.
 
-    def __init__(self, data: RegistryData, me: int, backend: Backend | None = None) -> None:
+    Only what the decision needs is read: the table when unguarded sessions count towards the cap or a session
+    id is to be checked for duplicates; the session files only for a session id."""
+
+    def __init__(self, me: int, backend: Backend, table: bool = True) -> None:
         self.me = me
-        self.backend = backend = backend or procs.BACKEND
-        wrappers = self._wrapper_ancestors(me)
-        self.table: dict[int, argv.Call] = {}
-        seen: dict[int, str] = {}  # pid -> start token of every candidate the scan read
-        for proc in backend.scan(os.getuid() if hasattr(os, "getuid") else None, b"claude"):
+        self.backend = backend
+        self.seen: dict[int, str] = {}  # pid -> start token of every candidate the scan read
+        self.table: dict[int, tuple[str, argv.Call]] = {}  # the table's sessions: pid -> (start token, call)
+        self._files: dict[str, list[tuple[int, str]]] = {}
+        if table:
+            self._scan()
+
+    def _scan(self) -> None:
+        from .proc import GONE_STATES, claude_args
+
+        wrappers = self._wrapper_ancestors()
+        for proc in self.backend.scan(os.getuid() if hasattr(os, "getuid") else None, b"claude"):
             if proc.state in GONE_STATES:
                 continue
-            seen[proc.pid] = proc.start
-            if proc.pid == me or proc.pid in wrappers:
+            self.seen[proc.pid] = proc.start
+            if proc.pid == self.me or proc.pid in wrappers:
                 continue
             args = claude_args(proc, resolve.is_shim)
             if args is None:
                 continue
             call = argv.classify(args)
             if call.session:
-                self.table[proc.pid] = call
-        self.live: list[Entry] = []
-        self.dead = 0
-        for entry in data["sessions"]:
-            if entry["pid"] == me:
-                continue  # our own earlier record (a re-admission after takeover)
-            start = seen.get(entry["pid"])
-            # Entries are judged from the scan when it saw the pid; a registered process whose command line
-            # no longer says claude (or a different OS) is asked directly.
-            if start == entry["start"] or (start is None and backend.alive(entry["pid"], entry["start"])):
-                self.live.append(entry)
-            else:
-                self.dead += 1
+                self.table[proc.pid] = (proc.start, call)
 
-    def _wrapper_ancestors(self, me: int) -> set[int]:
+    def _wrapper_ancestors(self) -> set[int]:
         """Ancestors that are this launch itself: a `claude` script that ends up running us (a user's
         wrapper, `timeout 40 claude ...` is a different program and never matched anyway). A real Claude
         Code ancestor (a session whose Bash tool runs `claude`) is a session and stays counted."""
+        from .proc import CLAUDE_NAMES, claude_args, program_name
+
         out: set[int] = set()
-        for pid in self.backend.ancestors(me):
+        for pid in self.backend.ancestors(self.me):
             proc = self.backend.read(pid)
             if proc is None:
                 break
-            if proc.exe and program_name(proc.exe) in procs.CLAUDE_NAMES:
+            if proc.exe and program_name(proc.exe) in CLAUDE_NAMES:
                 break
             if claude_args(proc) is None:
                 continue
             out.add(pid)
         return out
 
+    def by_files(self, session_id: str) -> list[tuple[int, str]]:
+        """(pid, start token) of the Claude processes whose ~/.claude/sessions/<PID>.json names `session_id`
+        (processes started around the guard with `--continue`, a picker, or an SDK), each file checked to be
+        its process's own as the sweep checks it (claudefiles). Read once per session id."""
+        if session_id not in self._files:
+            from . import claudefiles, paths
+            from .proc import GONE_STATES, claude_args
+
+            found: list[tuple[int, str]] = []
+            for cf in claudefiles.read([paths.claude_sessions_dir()]):
+                if cf.pid == self.me or session_id not in (cf.session_id, cf.name):
+                    continue
+                proc = self.backend.read(cf.pid)
+                if proc is None or proc.state in GONE_STATES or not cf.matches(proc, self.backend):
+                    continue
+                if cf.pid in self.table or claude_args(proc, resolve.is_shim) is not None:
+                    found.append((cf.pid, proc.start))
+            self._files[session_id] = found
+        return self._files[session_id]
+
+
+class Census:
+    """Who holds what, judged under the lock: the registry's live entries, and the sessions a Survey (read
+    before the lock; by default one taken here) saw in the table that are still the processes it saw."""
+
+    def __init__(self, data: RegistryData, me: int, backend: Backend | None = None,
+                 survey: Survey | None = None) -> None:
+        if backend is None:
+            from . import procs
+
+            backend = procs.BACKEND
+        self.me = me
+        self.backend = backend
+        self.survey = survey = survey or Survey(me, backend)
+        self.live: list[Entry] = []
+        self.dead = 0
+        for entry in data["sessions"]:
+            if entry["pid"] == me:
+                continue  # our own earlier record (a re-admission after takeover)
+            # The scan vouches for an entry it saw with the same start; any other (registered since the scan, a
+            # command line that no longer says claude, a pid reused since) is asked directly.
+            if survey.seen.get(entry["pid"]) == entry["start"] or backend.alive(entry["pid"], entry["start"]):
+                self.live.append(entry)
+            else:
+                self.dead += 1
+        self._guarded = {e["pid"] for e in self.live}
+        # A session of the table that ended since the scan no longer counts.
+        self.table: dict[int, argv.Call] = {pid: call for pid, (start, call) in survey.table.items()
+                                            if pid in self._guarded or backend.alive(pid, start)}
+
     def pids(self, unguarded: bool = True) -> set[int]:
         """Live sessions: the registry's, and (unless `unguarded` is off) those started around the guard."""
-        guarded = {e["pid"] for e in self.live}
-        return guarded | set(self.table) if unguarded else guarded
+        return self._guarded | set(self.table) if unguarded else set(self._guarded)
 
     def holders(self, session_id: str) -> list[int]:
         """Live Claude processes holding `session_id`: by registry, by command line, and by Claude's own
-        ~/.claude/sessions/<PID>.json (for processes started around the guard with `--continue`, a picker,
-        or an SDK), each file checked to be its process's own as the sweep checks it (claudefiles)."""
-        from . import claudefiles, paths
-
+        session files (Survey.by_files)."""
         found = {e["pid"] for e in self.live if e.get("session_id") == session_id}
         found |= {pid for pid, call in self.table.items() if call.session_id == session_id}
-        for cf in claudefiles.read([paths.claude_sessions_dir()]):
-            if cf.pid == self.me or cf.pid in found or session_id not in (cf.session_id, cf.name):
-                continue
-            proc = self.backend.read(cf.pid)
-            if proc is None or proc.state in GONE_STATES or not cf.matches(proc, self.backend):
-                continue
-            if cf.pid in self.table or claude_args(proc, resolve.is_shim) is not None:
-                found.add(cf.pid)
+        found.update(pid for pid, start in self.survey.by_files(session_id)
+                     if pid in found or pid in self.table or self.backend.alive(pid, start))
         return sorted(found)
 
 
 def _continued(plan: Plan) -> str | None:
     """The session `claude --continue` will open here (None: a new one, or none to continue)."""
-    from . import claudefiles, paths, transcripts
+    from . import claudefiles, paths, procs, transcripts
 
     background = frozenset(
         cf.session_id for cf in claudefiles.read([paths.claude_sessions_dir()])
@@ -182,6 +227,8 @@ def _refuse_duplicate(session_id: str, holders: list[int], continues: bool = Fal
 
 
 def _entry(plan: Plan, pid: int, cookie: str) -> Entry:
+    from . import procs
+
     ppid = os.getppid()
     return {
         "pid": pid,
@@ -227,7 +274,10 @@ def takeover(pids: list[int], grace: float, backend: Backend | None = None) -> N
     reaper's are (proc.Backend.signal: same process, still Claude Code; a pidfd where there is one)."""
     import signal
 
-    backend = backend or procs.BACKEND
+    if backend is None:
+        from . import procs
+
+        backend = procs.BACKEND
     targets = [(pid, start) for pid in pids for start in (backend.start_token(pid),) if start]
     for pid, start in targets:
         backend.signal(pid, start, signal.SIGTERM, claude=True, is_shim=resolve.is_shim)
@@ -247,6 +297,9 @@ def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = 
     Raises GuardError(REFUSED) when a rule says no. With on_cap = wait, waits in arrival order (a FIFO of
     waiters kept in the registry) up to wait_timeout.
     """
+    from . import procs
+
+    backend = procs.BACKEND
     me = os.getpid()
     pid = pid or me
     my_start = procs.start_token(me) or ""
@@ -263,9 +316,14 @@ def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = 
     delay = 0.05
     took_over = False
     while True:
+        # Read before the lock what other launches need not wait for (Survey); judge under it only the
+        # registry's entries. Without unguarded counting and without a session id, no table is read at all.
+        survey = Survey(me, backend, table=unguarded or bool(sid))
+        if sid:
+            survey.by_files(sid)
         with registry.locked():
             data = registry.load()
-            census = Census(data, me)
+            census = Census(data, me, backend, survey)
             now = time.monotonic()
             mine = next((w for w in data["waiters"] if w["pid"] == me), None)
             # The queue: this launch's own place, and every other waiter that is still a live guard process
@@ -324,6 +382,8 @@ def _waiting(w: Waiter, now: float) -> bool:
     renewed = w.get("renewed")
     if not isinstance(renewed, (int, float)) or not 0 <= now - renewed < _STALE:
         return False
+    from . import procs
+
     if not procs.alive(w["pid"], w["start"]):
         return False
     proc = procs.read(w["pid"])
@@ -336,6 +396,8 @@ def _waiting(w: Waiter, now: float) -> bool:
 
 def update_pid(registry: Registry, old_pid: int, new_pid: int) -> None:
     """Point an entry at the process that really is claude (the runner's child, where exec is impossible)."""
+    from . import procs
+
     with registry.locked():
         data = registry.load()
         for entry in data["sessions"]:
@@ -425,6 +487,8 @@ def launcher_mark(env: Mapping[str, str]) -> str:
     """The LAUNCHER value for what this launch starts: this process, and one more level than it was given."""
     depth = env.get(environ.LAUNCHER, "").rpartition(":")[2]
     level = int(depth) + 1 if depth.isdigit() else 1
+    from . import procs
+
     return f"{os.getpid()}:{procs.start_token(os.getpid()) or ''}:{level}"
 
 
@@ -436,8 +500,11 @@ def reentered(env: Mapping[str, str]) -> bool:
     if not mark:
         return False
     pid, start, depth = [*mark.split(":"), "", "", ""][:3]
-    if pid == str(os.getpid()) and start and start == procs.start_token(os.getpid()):
-        return True
+    if pid == str(os.getpid()) and start:
+        from . import procs
+
+        if start == procs.start_token(os.getpid()):
+            return True
     return depth.isdigit() and int(depth) >= _MAX_DEPTH
 
 
@@ -455,7 +522,9 @@ def run_guarded(program: str | None, prefix: list[str], args: list[str], *, self
     say = warn or output.message
     env = os.environ if env is None else env
     if settings is None:
-        settings = config.load(env, overrides, lenient=True)
+        # The shim (program None) reuses the config file's last parse: importing the TOML parser would cost
+        # every `claude` start more than a bare interpreter does.
+        settings = config.load(env, overrides, lenient=True, cache=program is None)
     if reentered(env):
         what = settings.real_claude or "the claude it found"
         raise GuardError(f"claude-guard was started again by what it started ({what} runs `claude` by name, which is "
@@ -478,6 +547,8 @@ def run_guarded(program: str | None, prefix: list[str], args: list[str], *, self
             "(`claude-guard doctor` checks the config)")
         guarded = False
     if guarded:
+        from .registry import Registry
+
         registry = Registry(settings.registry_dir(), settings.lock_timeout)
         try:
             admit(plan, settings, registry)

@@ -6,8 +6,11 @@ Layout (all in `state_dir`, a folder of mode 0700 owned by the user):
   guard.log            one line per launch decision and repair
 
 Why each rule:
-- Writes go through files.atomic_write (a temp file fsynced and renamed over the old one), so a launch
-  killed at any moment leaves either the old or the new registry, never half of one.
+- Writes go through files.atomic_write (a temp file renamed over the old one), so a launch killed at any
+  moment leaves either the old or the new registry, never half of one. Not fsynced: the registry lists live
+  processes, and none of them outlives a crash of the system, so its content after a reboot is worth nothing
+  either way (a torn file is set aside as below); an fsync on every launch is worth a lot of milliseconds on a
+  busy disk.
 - A registry that does not parse is renamed aside (`registry.json.corrupt-<time>`, nothing lost) and
   rebuilt; the guard must never keep `claude` from starting because of its own state.
 - A folder or file that is a symlink, owned by someone else, or writable by others is refused: it would
@@ -223,10 +226,10 @@ class Registry:
         return _empty()
 
     def save(self, data: RegistryData) -> None:
-        """Atomically replace the registry (files.atomic_write: temp file, fsync, rename, fsync of the folder)."""
+        """Atomically replace the registry (files.atomic_write: temp file, rename; not durable, see above)."""
         data["version"] = VERSION
         try:
-            files.atomic_write(self.path, jsonio.dumps(data).encode("ascii"))
+            files.atomic_write(self.path, jsonio.dumps(data).encode("ascii"), durable=False)
         except OSError as e:
             raise GuardError(f"cannot write registry {self.path}: {e.strerror}; free disk space or fix the "
                              "folder's permissions", ExitCode.STATE) from None

@@ -447,7 +447,7 @@ def current(all_users: bool = False, what: str = "this command",
 
     if all_users and hasattr(os, "geteuid") and os.geteuid() != 0:
         raise GuardError(f"--all-users needs root; without it, {what} covers your own sessions", ExitCode.USAGE)
-    settings = config.load()
+    settings = config.load(cache=True)  # the shim's cache of the parsed config file (configcache.py)
     book = ledger.load(settings.registry_dir())
     return settings, book, collect(settings, ledger=book, all_users=all_users, under=under)
 

@@ -67,7 +67,7 @@ def _checked(key: str) -> Any:
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {key: getattr(args, key) for key in (*FLAGS, "reap_attached")}
-    settings = config.load(None, overrides)
+    settings = config.load(None, overrides, cache=True)  # the shim's cache of the parsed file (configcache.py)
     if args.protect:
         settings = settings.replace("command line", protect=[*settings.protect, *args.protect])
     return settings
