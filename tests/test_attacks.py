@@ -339,7 +339,8 @@ def test_hostile_session_files_never_hang_a_launch(guard: Guard) -> None:
 
 
 def test_session_started_directly_by_a_live_tini_is_not_an_orphan(box: Sandbox) -> None:
-    tini = box.tmp / "bin" / "tini"
+    tini = box.tmp / "init" / "tini"
+    tini.parent.mkdir()
     tini.symlink_to(sys.executable)  # the kernel names the process after the link: comm "tini"
     pidfile = box.tmp / "tini-child.pid"
     spec = {"argv": [str(box.claude), "-p", "--output-format", "stream-json", "--input-format", "stream-json"],
