@@ -248,6 +248,27 @@ def test_attached_copies_are_kept_without_reap_attached_then_the_least_active_go
         os.close(m2)
 
 
+def test_duplicate_keeps_the_copy_whose_transcript_was_written_last(box: Sandbox) -> None:
+    # Two detached copies working in two folders: Claude keeps a transcript per folder
+    # (projects/<folder with every character outside [A-Za-z0-9] as '-'>/<id>.jsonl); the older copy wrote last.
+    sid = new_id()
+    here, there = box.tmp / "here", box.tmp / "there"
+    here.mkdir()
+    there.mkdir()
+    older = box.session("--resume", sid, guarded=False, cwd=here)
+    newer = box.session("--resume", sid, guarded=False, cwd=there)
+    for folder, age in ((here, 0), (there, 600)):
+        transcript = box.claude_dir / "projects" / "".join(c if c.isalnum() else "-" for c in str(folder)) \
+            / f"{sid}.jsonl"
+        transcript.parent.mkdir(parents=True, exist_ok=True)
+        transcript.write_text("{}\n")
+        stamp = transcript.stat().st_mtime - age
+        os.utime(transcript, (stamp, stamp))
+    report = box.reap("--dry-run", "--min-age", "0", "--only", "duplicate")
+    assert [a["pid"] for a in report["actions"]] == [newer.pid]
+    assert "active more recently" in report["actions"][0]["detail"] and str(older.pid) in report["actions"][0]["detail"]
+
+
 def test_duplicate_with_nothing_to_tell_keeps_the_newer_as_takeover_does(box: Sandbox) -> None:
     sid = new_id()
     older = box.session("--resume", sid, guarded=False)
@@ -318,7 +339,8 @@ def test_hostile_session_files_never_hang_a_launch(guard: Guard) -> None:
 
 
 def test_session_started_directly_by_a_live_tini_is_not_an_orphan(box: Sandbox) -> None:
-    tini = box.tmp / "bin" / "tini"
+    tini = box.tmp / "init" / "tini"
+    tini.parent.mkdir()
     tini.symlink_to(sys.executable)  # the kernel names the process after the link: comm "tini"
     pidfile = box.tmp / "tini-child.pid"
     spec = {"argv": [str(box.claude), "-p", "--output-format", "stream-json", "--input-format", "stream-json"],

@@ -67,6 +67,10 @@ def test_each_problem_is_named_with_its_fix(box: Sandbox, tmp_path: Path) -> Non
     os.chmod(registry, stat.S_IMODE(registry.stat().st_mode) | 0o044)
     rc, found = checks(box, doctor_env(box, tmp_path))
     assert rc == 1 and not found["registry"]["ok"] and "chmod 600" in str(found["registry"]["fix"])
+    os.chmod(registry, 0o666)  # writable by others: whatever is in it may be someone else's; it goes
+    rc, found = checks(box, doctor_env(box, tmp_path))
+    assert rc == 1 and "writable by group or others" in str(found["registry"]["detail"])
+    assert str(found["registry"]["fix"]).startswith(f"rm {registry}")
 
 
 def test_a_running_reap_watch_is_the_unattended_path(box: Sandbox, tmp_path: Path) -> None:

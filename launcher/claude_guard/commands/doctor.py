@@ -234,8 +234,10 @@ def check_registry(settings: Settings | None) -> list[Check]:
     except FileNotFoundError:
         return [Check("registry", True, f"{folder} (private; no sessions registered yet)")]
     problem = registry.describe_unsafe(fst)
-    if problem or stat.S_IMODE(fst.st_mode) & 0o077:
-        return [Check("registry", False, f"{path} is {problem or f'mode {stat.S_IMODE(fst.st_mode):o}'}",
+    if problem:  # someone else may have written into it: its content is not to be kept
+        return [Check("registry", False, f"{path} is {problem}", f"rm {path} (the next launch rebuilds it)")]
+    if stat.S_IMODE(fst.st_mode) & 0o077:
+        return [Check("registry", False, f"{path} has mode {stat.S_IMODE(fst.st_mode):o}, readable by others",
                       f"chmod 600 {path}, or remove it (it is rebuilt)")]
     return [_parse_registry(folder, "private")]
 
