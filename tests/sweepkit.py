@@ -57,6 +57,8 @@ def on_term(signum, frame):
 # SIGUSR1: become another program (same pid, same start time), as a process may exec at any moment.
 other = [sys.executable, "-c", "import time; time.sleep(3600)"]
 signal.signal(signal.SIGUSR1, lambda *a: os.execv(sys.executable, other))
+if os.environ.get("SWEEP_OWN_GROUP"):
+    os.setpgid(0, 0)  # leads its own process group, as claude started by a shell's job control or setsid does
 if os.environ.get("SWEEP_NOHUP"):
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # survives its terminal's hang-up, as `nohup` would
 if os.environ.get("SWEEP_TRAP") == "ignore":

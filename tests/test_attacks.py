@@ -437,6 +437,28 @@ def test_waiters_that_are_not_guard_processes_count_for_nothing(guard: Guard) ->
     assert r.returncode == 0, r.stderr
 
 
+# ----------------------------------------------------------------------------------------------------
+# 10.7: a live session's stray with a cookie root's registry never held is not "left behind"
+
+
+@cross_user
+def test_live_sessions_stray_is_not_left_behind_under_a_root_sweep(box: Sandbox, world: World) -> None:
+    """User A's guarded session (its cookie in its environment; root's registry never held it) has an MCP
+    server's helper that left the tree (no CLAUDE_PID, reparented). A root `reap --all-users` matches it to
+    the live session by its session id and leaves it running, even with `--strays all`."""
+    a = world.user("a")
+    sid = new_id()
+    s = world.session(a, env={"CLAUDE_GUARD_COOKIE": uuid.uuid4().hex, "SWEEP_SESSION": sid,
+                              "SWEEP_STATUS": "busy", "SWEEP_HELPER": "orphaned"})  # with its session file
+    helper_child = box.remember(int(s.record["kids"]["helper_child"]))
+    start = procs.start_token(helper_child)
+    wait_for(lambda: ppid(helper_child) == box.nursery.pid, 10, "the helper's child to leave the tree")
+    report = reap_all(box, world.root, "--min-age", "0", "--grace", "1", "--strays", "all")
+    assert helper_child not in planned(report) and s.pid not in planned(report)
+    assert {k["pid"]: k["owner_pid"] for k in report["kept_strays"]}[helper_child] == s.pid
+    assert procs.alive(helper_child, start) and s.alive
+
+
 @cross_user
 def test_registry_writable_by_others_is_refused_not_obeyed(box: Sandbox, world: World) -> None:
     b = world.user("b")

@@ -235,6 +235,19 @@ def test_live_sessions_stray_with_an_unknown_cookie_is_its_sessions(box: Sandbox
     assert procs.alive(helper_child, start) and s.alive
 
 
+def test_live_sessions_helper_is_its_sessions_by_process_group(box: Sandbox, tmp_path: Path) -> None:
+    """Issue 10.7 without a session id to match (no session file, no --session-id): the helper's child is
+    still in the process group the live claude leads."""
+    s = box.session(env={"SWEEP_HELPER": "orphaned", "SWEEP_OWN_GROUP": "1"})
+    helper_child, start = s.kid("helper_child")
+    wait_for(lambda: ppid(helper_child) == box.nursery.pid, 10, "the helper's child to leave the tree")
+    assert os.getpgid(helper_child) == s.pid
+    report = box.reap("--min-age", "0", "--grace", "5", "--strays", "all",
+                      env={"XDG_STATE_HOME": str(tmp_path / "other-state")})
+    assert helper_child not in actions(report) and kept(report)[helper_child]["owner_pid"] == s.pid
+    assert procs.alive(helper_child, start) and s.alive
+
+
 def test_reaper_that_left_its_sessions_tree_never_ends_it(box: Sandbox) -> None:
     """Issue 10.12: `nohup claude-guard reap ... &` from a Bash tool: the reaper carries the session's cookie
     and CLAUDE_PID, but is no longer in its tree."""

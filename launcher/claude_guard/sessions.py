@@ -603,7 +603,7 @@ def _strays(table: Table, sessions: list[Session], backend: Backend, uid: int | 
         if stray.pid in covered:
             continue
         stray.rss = stray.row.rss + sum(table.rows[p].rss for p in stray.tree if p in table.rows)
-        stray.owner = _owner(stray, by_cookie, by_pid, by_id, known or set())
+        stray.owner = _owner(stray, by_cookie, by_pid, by_id, known or set(), backend)
         stray.holds = [p for p in stray.tree if p in by_pid]
         stray.cwd = backend.cwd(stray.pid)
         if now is not None and stray.row.created:
@@ -637,12 +637,13 @@ def _crashed(stray: Stray, left: list[ClaudeFile], table: Table, backend: Backen
 
 
 def _owner(stray: Stray, by_cookie: Mapping[str, Session], by_pid: Mapping[int, Session],
-           by_id: Mapping[str, list[Session]], known: set[str]) -> Session | None:
+           by_id: Mapping[str, list[Session]], known: set[str], backend: Backend | None = None) -> Session | None:
     """The live session a stray descends from. A descendant is never older than its ancestor, which rules
     out a reused CLAUDE_PID. When the cookie or CLAUDE_PID names a session that is gone, the session id
     is not consulted: a later process resuming the same conversation is not its ancestor. A cookie this
     registry never held (another user's under root's --all-users, another state folder) names nothing
-    either way: then the session id does."""
+    either way: then the session id does, else the process group: one of claude's helpers stays in claude's
+    group, and a live session leading that group is the one it came from (kernel evidence, unplantable)."""
     born = stray.row.created + 1.0  # start times are rounded to clock ticks
     env = stray.env
     cookie, pid = env.get(environ.COOKIE, ""), env.get("CLAUDE_PID", "")
@@ -657,4 +658,10 @@ def _owner(stray: Stray, by_cookie: Mapping[str, Session], by_pid: Mapping[int, 
         return None  # the session it names is gone
     holders = [s for s in by_id.get(env.get("CLAUDE_CODE_SESSION_ID", ""), []) if s.row.created <= born]
     holders = [s for s in holders if s.row.uid == stray.row.uid]
-    return holders[0] if len(holders) == 1 else None
+    if len(holders) == 1:
+        return holders[0]
+    group = backend.session(stray.pid) if backend is not None and not holders else None
+    leader = by_pid.get(group[0]) if group else None
+    if leader is not None and leader.row.created <= born and leader.row.uid == stray.row.uid:
+        return leader
+    return None
