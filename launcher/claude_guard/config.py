@@ -134,7 +134,8 @@ def _default_max_sessions() -> int:
     return max(2, int(total // 2 // (300 * 1024 * 1024)))
 
 
-# The markers a running session plants in its children's environment (see shared notes: real-claude.md).
+# The markers a running session plants in its children's environment (what the real CLI 2.1.330 sets for its
+# tools' processes; tests/test_sdk_python.py and tests/test_shim.py check they are removed).
 # An entry ending in `*` is a prefix. Configuration variables (CLAUDE_CODE_USE_BEDROCK,
 # CLAUDE_CODE_OAUTH_TOKEN, ...) are deliberately not here.
 DEFAULT_STRIP = [

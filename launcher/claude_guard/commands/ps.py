@@ -45,7 +45,7 @@ def table(rows: list[Session], view: View, all_users: bool = False, width: int |
     """A table that fits the terminal: the working folder takes what the other columns leave."""
     import shutil
 
-    from ..reaper import human_bytes, human_duration
+    from ..output import human_bytes, human_duration
 
     width = width or shutil.get_terminal_size((120, 24)).columns
     columns = ["PID", "STATE", "SESSION", "AGE", "IDLE", "CPU%", "RSS", "PROCS", "TTY", "PARENT"]
@@ -87,7 +87,7 @@ def table(rows: list[Session], view: View, all_users: bool = False, width: int |
 
 
 def footer(rows: list[Session], view: View) -> str:
-    from ..reaper import human_bytes
+    from ..output import human_bytes
 
     counts: dict[str, int] = {}
     for s in rows:
