@@ -5,6 +5,12 @@ Nothing here talks to the network or touches the real home: every run gets a thr
 the first-run dialogs (onboarding, API-key approval, folder trust) do not appear. Processes are signalled
 only by the PID this module started (or, for a wrapper, the claude descendant it found and pinned by
 create time), never by name.
+
+Scripted tool calls make real tool descendants: `api.script(prompt, bash(cmd), ..., "text")` answers the
+prompt with a Bash `tool_use`, each tool result with the next step; `pid_command` + `wait_for_file` tell a
+test when (and as which PID) the command started; `PrintRun` runs `claude -p` in the background;
+`write_mcp_server`/`mcp_server_entry`/`write_mcp_config` give the CLI a real stdio MCP server (direct or
+through `sh -c`); `Leftovers` ends whatever a test's tool commands left running, by pinned PID.
 """
 
 from __future__ import annotations
@@ -15,10 +21,12 @@ import json
 import os
 import re
 import select
+import shlex
 import shutil
 import signal
 import struct
 import subprocess
+import sys
 import termios
 import threading
 import time
@@ -84,7 +92,79 @@ class RecordedRequest:
         return self.path.partition("?")[0]
 
 
-Reply = str | Callable[[Any], str]
+@dataclass(frozen=True)
+class ToolUse:
+    """One tool call the fake model makes: a `tool_use` content block with this tool name and input."""
+
+    name: str
+    input: dict[str, Any]
+
+
+# Arguments that let the CLI run scripted Bash calls without asking: allow the tool, and a permission mode
+# that never stops to ask (2.1.330's interactive default, "auto", wants a server-side check the loopback API
+# cannot give; `--dangerously-skip-permissions` is refused under root). `--allowedTools` takes several values:
+# keep another option (or the end) after it, never the prompt.
+TOOL_ARGS = ("--permission-mode", "dontAsk", "--allowedTools", "Bash")
+
+
+def bash(
+    command: str,
+    *,
+    background: bool = False,
+    description: str = "Run a command for the test",
+    timeout_ms: int | None = None,
+) -> ToolUse:
+    """A call of the CLI's Bash tool. `background=True` sets `run_in_background` (the tool starts the command
+    as a background shell and answers at once with its shell id)."""
+    tool_input: dict[str, Any] = {"command": command, "description": description}
+    if background:
+        tool_input["run_in_background"] = True
+    if timeout_ms is not None:
+        tool_input["timeout"] = timeout_ms
+    return ToolUse("Bash", tool_input)
+
+
+# What one assistant turn says: text (the turn ends), or one tool call, or several at once (parallel calls);
+# the CLI runs the tools and sends their results in its next request.
+Turn = str | ToolUse | tuple[ToolUse, ...]
+Reply = str | Callable[[Any], Turn]
+# An assistant message as the API sends it: its content blocks and its stop reason.
+Answer = tuple[list[dict[str, Any]], str]
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """A `tool_result` block the CLI sent back: what the tool call `tool_use_id` produced."""
+
+    tool_use_id: str
+    text: str  # the result's text (its text blocks joined with newlines)
+    is_error: bool
+
+
+class Script:
+    """The fake model's side of one conversation started by `prompt`: step 0 answers the prompt, step k+1
+    answers the request carrying the results of step k's tool calls. Made by `FakeAnthropic.script`."""
+
+    def __init__(self, api: FakeAnthropic, prompt: str, steps: Sequence[Turn]) -> None:
+        self.api = api
+        self.prompt = prompt.strip()
+        self.steps = list(steps)
+        self.ids: dict[int, list[str]] = {}  # step -> tool_use ids issued for it (the last answer's)
+
+    def results(self, step: int) -> list[ToolResult]:
+        """The results the CLI sent back for step `step`'s tool calls so far (in call order)."""
+        found = {r.tool_use_id: r for r in self.api.tool_results()}
+        return [found[i] for i in self.ids.get(step, []) if i in found]
+
+    def result(self, step: int = 0, timeout: float = 120) -> ToolResult:
+        """Wait for the result of step `step`'s (first) tool call and return it."""
+        wait_until(lambda: bool(self.results(step)), timeout, f"the tool result of step {step} of {self.prompt!r}")
+        return self.results(step)[0]
+
+    @property
+    def answered(self) -> int:
+        """How many steps have been answered so far."""
+        return len(self.ids) if not self.ids else max(self.ids) + 1
 
 
 class FakeAnthropic:
@@ -93,11 +173,14 @@ class FakeAnthropic:
     Answers `POST /v1/messages` (streamed as server-sent events, or as one JSON message when the request
     does not ask for a stream), `POST /v1/messages/count_tokens`, and anything else with a 404 in the API's
     error shape (so the CLI takes the feature as absent rather than retrying). `reply` is the assistant text,
-    or a function of the request body giving it.
+    or a function of the request body giving a turn (text, a ToolUse, or a tuple of them); `script()`
+    scripts whole tool-calling conversations and takes precedence over `reply` for the requests it matches.
     """
 
     def __init__(self, reply: Reply = "Hello from the fake API.") -> None:
         self.reply = reply
+        self._scripts: list[Script] = []
+        self._issued: dict[str, tuple[Script, int]] = {}  # tool_use id -> (script, step)
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._server: ThreadingHTTPServer | None = None
@@ -161,8 +244,65 @@ class FakeAnthropic:
         with self._lock:
             self._requests.append(request)
 
-    def _reply_for(self, body: Any) -> str:
-        return self.reply(body) if callable(self.reply) else self.reply
+    # -- scripted tool calls
+    def script(self, prompt: str, *steps: Turn) -> Script:
+        """Script the conversation that `prompt` starts: the request whose last user message has `prompt` as
+        a text block is answered with `steps[0]`, the request carrying the results of step k's tool calls
+        with `steps[k + 1]`; after the last step, `reply` answers. A tool call the request does not offer
+        (no tool of that name in its `tools`) is answered with a text saying so instead, so a side call of
+        the CLI never runs anything. Example:
+
+            run = api.script("go", bash(f"echo $$ > {pidfile}; sleep 600", background=True), "started")
+        """
+        script = Script(self, prompt, steps)
+        with self._lock:
+            self._scripts.append(script)
+        return script
+
+    def tool_results(self) -> list[ToolResult]:
+        """Every tool result the CLI sent so far, oldest first, each once (a later request repeats the
+        history, and a retry the whole request)."""
+        seen: dict[str, ToolResult] = {}
+        for request in self.message_requests():
+            for result in tool_results(request.body):
+                seen.setdefault(result.tool_use_id, result)
+        return list(seen.values())
+
+    def _answer(self, body: Any) -> Answer:
+        scripted = self._scripted(body)
+        if scripted is not None:
+            return scripted
+        return _content(self.reply(body) if callable(self.reply) else self.reply)
+
+    def _scripted(self, body: Any) -> Answer | None:
+        with self._lock:
+            for result in tool_results(body):
+                if result.tool_use_id in self._issued:
+                    script, step = self._issued[result.tool_use_id]
+                    return self._issue(script, step + 1, body)
+            blocks = [b.strip() for b in user_blocks(body)]
+            for script in reversed(self._scripts):  # the newest script for a prompt wins
+                if script.prompt in blocks:
+                    return self._issue(script, 0, body)
+        return None
+
+    def _issue(self, script: Script, step: int, body: Any) -> Answer | None:
+        if step >= len(script.steps):
+            return None
+        turn = script.steps[step]
+        if isinstance(turn, str):
+            script.ids.setdefault(step, [])
+            return _content(turn)
+        calls = _calls(turn)
+        offered = {t.get("name") for t in (body.get("tools") or []) if isinstance(t, dict)}
+        missing = sorted({c.name for c in calls} - offered)
+        if missing:
+            return _content(f"(fake API: the request offers no tool named {', '.join(missing)})")
+        answer = _content(turn)
+        script.ids[step] = [block["id"] for block in answer[0]]
+        for tool_use_id in script.ids[step]:
+            self._issued[tool_use_id] = (script, step)
+        return answer
 
 
 def user_blocks(body: Any) -> list[str]:
@@ -179,6 +319,28 @@ def user_blocks(body: Any) -> list[str]:
         if isinstance(content, list):
             return [str(b["text"]) for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)]
         return []
+    return []
+
+
+def tool_results(body: Any) -> list[ToolResult]:
+    """The `tool_result` blocks of the last user message of a Messages request body."""
+    if not isinstance(body, dict):
+        return []
+    for message in reversed(body.get("messages") or []):
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if not isinstance(content, list):
+            return []
+        found = []
+        for block in content:
+            if not isinstance(block, dict) or block.get("type") != "tool_result":
+                continue
+            inner = block.get("content")
+            if isinstance(inner, list):
+                inner = "\n".join(str(b.get("text", "")) for b in inner if isinstance(b, dict))
+            found.append(ToolResult(str(block.get("tool_use_id")), str(inner or ""), bool(block.get("is_error"))))
+        return found
     return []
 
 
@@ -205,8 +367,39 @@ def _usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
     }
 
 
-def _sse_stream(model: str, text: str) -> bytes:
-    """The event sequence of a one-text-block assistant turn, as the real API streams it."""
+def _calls(turn: ToolUse | tuple[ToolUse, ...]) -> tuple[ToolUse, ...]:
+    return (turn,) if isinstance(turn, ToolUse) else turn
+
+
+def _content(turn: Turn) -> Answer:
+    """A turn as content blocks (each tool call with a fresh tool_use id) and its stop reason."""
+    if isinstance(turn, str):
+        return [{"type": "text", "text": turn}], "end_turn"
+    blocks = [
+        {"type": "tool_use", "id": "toolu_fake_" + uuid.uuid4().hex[:20], "name": c.name, "input": dict(c.input)}
+        for c in _calls(turn)
+    ]
+    return blocks, "tool_use"
+
+
+def _sse_stream(model: str, answer: Answer) -> bytes:
+    """The event sequence of an assistant message, as the real API streams it: each text block as one
+    `text_delta`, each tool call's input as one `input_json_delta`."""
+    blocks, stop_reason = answer
+    deltas: list[tuple[str, dict[str, Any]]] = []
+    for index, block in enumerate(blocks):
+        start: dict[str, Any]
+        if block["type"] == "text":
+            start = {"type": "text", "text": ""}
+            delta = {"type": "text_delta", "text": block["text"]}
+        else:
+            start = {**block, "input": {}}
+            delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
+        deltas += [
+            ("content_block_start", {"type": "content_block_start", "index": index, "content_block": start}),
+            ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}),
+            ("content_block_stop", {"type": "content_block_stop", "index": index}),
+        ]
     events: list[tuple[str, dict[str, Any]]] = [
         (
             "message_start",
@@ -224,21 +417,13 @@ def _sse_stream(model: str, text: str) -> bytes:
                 },
             },
         ),
-        (
-            "content_block_start",
-            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-        ),
-        (
-            "content_block_delta",
-            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
-        ),
-        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        *deltas,
         (
             "message_delta",
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                "usage": {"output_tokens": max(1, len(text.split()))},
+                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                "usage": {"output_tokens": max(1, len(json.dumps(blocks).split()))},
             },
         ),
         ("message_stop", {"type": "message_stop"}),
@@ -246,16 +431,17 @@ def _sse_stream(model: str, text: str) -> bytes:
     return b"".join(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in events)
 
 
-def _json_message(model: str, text: str) -> dict[str, Any]:
+def _json_message(model: str, answer: Answer) -> dict[str, Any]:
+    blocks, stop_reason = answer
     return {
         "id": _message_id(),
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [{"type": "text", "text": text}],
-        "stop_reason": "end_turn",
+        "content": blocks,
+        "stop_reason": stop_reason,
         "stop_sequence": None,
-        "usage": _usage(10, max(1, len(text.split()))),
+        "usage": _usage(10, max(1, len(json.dumps(blocks).split()))),
     }
 
 
@@ -309,11 +495,11 @@ def _make_handler(api: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
             if self.command == "POST" and route.endswith("/v1/messages/count_tokens"):
                 self._send_json(200, {"input_tokens": max(1, len(raw) // 4)})
             elif self.command == "POST" and route.endswith("/v1/messages"):
-                text = api._reply_for(body)
+                answer = api._answer(body)
                 if data.get("stream"):
-                    self._send(200, "text/event-stream; charset=utf-8", _sse_stream(model, text))
+                    self._send(200, "text/event-stream; charset=utf-8", _sse_stream(model, answer))
                 else:
-                    self._send_json(200, _json_message(model, text))
+                    self._send_json(200, _json_message(model, answer))
             else:
                 error = {"type": "not_found_error", "message": f"{self.command} {route} is not faked"}
                 self._send_json(404, {"type": "error", "error": error})
@@ -433,6 +619,187 @@ def run_print(
     )
 
 
+class PrintRun:
+    """`claude -p` (or a shim in front of it) running in the background, so a test can look at its processes
+    while the turn goes on. stdout and stderr go to files in `logs`, not pipes: a tool command that inherits
+    them must not keep a reader waiting. Its own session, like `run_print`. `close()` signals only its PID."""
+
+    def __init__(
+        self,
+        args: Sequence[str],
+        env: Mapping[str, str],
+        cwd: Path | str,
+        logs: Path,
+        *,
+        command: Sequence[str] | None = None,
+    ) -> None:
+        logs.mkdir(parents=True, exist_ok=True)
+        self.stdout_path, self.stderr_path = logs / "stdout", logs / "stderr"
+        argv = [*(command or [require_real_claude()]), *args]
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                argv, env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                start_new_session=True,
+            )  # fmt: skip
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def wait(self, timeout: float = 120) -> int:
+        """Its exit status, once it has exited."""
+        return self.proc.wait(timeout)
+
+    def close(self, timeout: float = 30) -> int:
+        """SIGTERM (SIGKILL after `timeout`) if it still runs; its exit status."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.wait(timeout)
+
+    def __enter__(self) -> PrintRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Knowing what a tool command did
+
+
+def wait_until(done: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `done` until it is true; TimeoutError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def wait_for_file(path: Path, timeout: float = 120) -> str:
+    """Wait until `path` holds a complete line (a tool command wrote it: the command has started) and
+    return its text."""
+    def written() -> bool:
+        try:
+            return path.read_text().endswith("\n")
+        except OSError:
+            return False
+
+    wait_until(written, timeout, f"{path} to be written")
+    return path.read_text()
+
+
+def pid_command(pidfile: Path, command: str) -> str:
+    """A shell command that records its own PID in `pidfile`, then becomes `command` (exec: same PID). For
+    a tool call: `bash(pid_command(f, "sleep 600"))`, then `int(wait_for_file(f))` is the sleep's PID."""
+    inner = f"echo $$ > {shlex.quote(str(pidfile))}; exec {command}"
+    return f"sh -c {shlex.quote(inner)}"
+
+
+class Leftovers:
+    """Processes a test's tool commands started, pinned (PID + create time) as soon as their PID is known,
+    and ended by `close()` if still running: a detached job must not outlive the test. Only these PIDs are
+    ever signalled, and psutil's create-time check keeps a reused PID safe."""
+
+    def __init__(self) -> None:
+        self.procs: list[psutil.Process] = []
+
+    def track(self, pid: int) -> psutil.Process:
+        proc = psutil.Process(pid)
+        self.procs.append(proc)
+        return proc
+
+    def close(self, timeout: float = 10) -> None:
+        for proc in reversed(self.procs):
+            if is_alive(proc):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    proc.terminate()
+                    if not _wait_gone(proc, timeout):
+                        proc.kill()
+                        _wait_gone(proc, timeout)
+
+    def __enter__(self) -> Leftovers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ----------------------------------------------------------------------------------------------------
+# A real MCP server
+
+# A minimal stdio MCP server (newline-delimited JSON-RPC): enough for the CLI to connect and list its one
+# tool. It records "<pid> <ppid>\n" in the file named by its first argument once it runs. With --linger it
+# keeps running after stdin closes, as the servers that leak in the field do; without, it exits on EOF.
+MCP_SERVER_SOURCE = r'''
+import json, os, sys, time
+with open(sys.argv[1], "w") as f:
+    f.write(f"{os.getpid()} {os.getppid()}\n")
+def send(message):
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+for line in sys.stdin:
+    try:
+        request = json.loads(line)
+    except ValueError:
+        continue
+    if "id" not in request:
+        continue  # a notification
+    method, rid = request.get("method"), request["id"]
+    if method == "initialize":
+        version = (request.get("params") or {}).get("protocolVersion") or "2024-11-05"
+        send({"jsonrpc": "2.0", "id": rid, "result": {"protocolVersion": version, "capabilities": {"tools": {}},
+              "serverInfo": {"name": "kit", "version": "1.0"}}})
+    elif method == "tools/list":
+        send({"jsonrpc": "2.0", "id": rid, "result": {"tools": [{"name": "ping", "description": "Answers pong.",
+              "inputSchema": {"type": "object", "properties": {}}}]}})
+    elif method == "tools/call":
+        send({"jsonrpc": "2.0", "id": rid, "result": {"content": [{"type": "text", "text": "pong"}]}})
+    elif method == "ping":
+        send({"jsonrpc": "2.0", "id": rid, "result": {}})
+    else:
+        send({"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": f"no method {method}"}})
+if "--linger" in sys.argv:
+    while True:
+        time.sleep(3600)
+'''
+
+
+def write_mcp_server(folder: Path) -> Path:
+    """Write the MCP server script into `folder`; returns its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "mcp_server.py"
+    path.write_text(MCP_SERVER_SOURCE.lstrip(), encoding="utf-8")
+    return path
+
+
+def mcp_server_entry(script: Path, pidfile: Path, *, wrapper: bool = False, linger: bool = False) -> dict[str, Any]:
+    """An `mcpServers` entry that runs `script` with this Python. `wrapper=True` launches it through a shell,
+    the shape of `npm exec`/`uvx` launchers: `{"command": "sh", "args": ["-c", "python3 server.py"]}`."""
+    argv = [sys.executable, str(script), str(pidfile), *(["--linger"] if linger else [])]
+    if wrapper:
+        return {"type": "stdio", "command": "sh", "args": ["-c", shlex.join(argv)]}
+    return {"type": "stdio", "command": argv[0], "args": argv[1:]}
+
+
+def write_mcp_config(path: Path, servers: Mapping[str, dict[str, Any]]) -> Path:
+    """Write an `--mcp-config` file naming `servers` (name -> entry); returns its path."""
+    path.write_text(json.dumps({"mcpServers": dict(servers)}, indent=2), encoding="utf-8")
+    return path
+
+
 # ----------------------------------------------------------------------------------------------------
 # An interactive session in a real pty
 
@@ -467,6 +834,12 @@ def proc_start(pid: int) -> str:
     stat = Path(f"/proc/{pid}/stat").read_text()
     # The command name (field 2) is in parentheses and may itself contain spaces or parentheses.
     return stat[stat.rindex(")") + 2 :].split()[22 - 3]
+
+
+# Run after setsid(): make stdin (the pty's slave) the new session's controlling terminal, then become the command.
+_ACQUIRE_CTTY = (
+    "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); os.execvp(sys.argv[1], sys.argv[1:])"
+)
 
 
 @dataclass(frozen=True)
@@ -504,8 +877,12 @@ class InteractiveClaude:
         cols: int = 120,
         rows: int = 40,
         answer_dialogs: bool = True,
+        controlling_tty: bool = False,
     ) -> None:
         self.command = list(command)
+        # A terminal emulator or tmux makes the pty the session's controlling terminal (children then share
+        # it); without, the CLI has the pty as stdin/stdout/stderr but no controlling terminal (tty_nr 0).
+        self.controlling_tty = controlling_tty
         self.env = dict(env)
         self.cwd = Path(cwd)
         self.home = Path(self.env["HOME"])
@@ -532,8 +909,13 @@ class InteractiveClaude:
         try:
             # Set the size before the CLI starts: it lays out its first frame from it.
             fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", self.rows, self.cols, 0, 0))
+            command = self.command
+            if self.controlling_tty:
+                # Through an exec (same PID), not preexec_fn: forking a process with threads (the fake API's)
+                # and running Python code in the child can deadlock.
+                command = [sys.executable, "-I", "-S", "-c", _ACQUIRE_CTTY, *command]
             self.proc = subprocess.Popen(
-                self.command,
+                command,
                 stdin=slave,
                 stdout=slave,
                 stderr=slave,
@@ -719,7 +1101,8 @@ class InteractiveClaude:
     # -- talking to it
     def send(self, text: str, timeout: float = 60) -> None:
         """Type one line and press Enter, then wait until the turn is done: the transcript holds the message
-        and a reply after it, and the session is idle again. Needs a FakeAnthropic (or any API) behind
+        and, after it, a reply that calls no tool (scripted tool calls run first), and the session is idle
+        again (status "idle", or "shell" while a background shell runs). Needs a FakeAnthropic (or any API) behind
         ANTHROPIC_BASE_URL."""
         if "\n" in text or "\r" in text:
             raise ValueError("send() types one line; Enter is pressed for you")
@@ -734,13 +1117,15 @@ class InteractiveClaude:
 
         def turn_done() -> bool:
             # Not the status alone: the transcript is created (with a few bookkeeping lines) and the status
-            # rewritten before the message itself is recorded.
-            if _read_json(session_file).get("status") != "idle":
+            # rewritten before the message itself is recorded. "shell": idle, with a background shell running.
+            if _read_json(session_file).get("status") not in ("idle", "shell"):
                 return False
             entries = transcript_entries(self.transcript_path)
             typed = text.strip()
             asked = [i for i, e in enumerate(entries) if e.get("type") == "user" and typed in _entry_texts(e)]
-            return bool(asked) and any(e.get("type") == "assistant" for e in entries[asked[-1] :])
+            replies = [e for e in entries[asked[-1] :] if e.get("type") == "assistant"] if asked else []
+            # The turn is over at a reply that calls no tool (a tool_use reply is followed by more turns).
+            return bool(replies) and not _calls_tools(replies[-1])
 
         self._poll(turn_done, timeout, f"the reply to {text!r} in the transcript")
 
@@ -799,6 +1184,13 @@ def _entry_texts(entry: dict[str, Any]) -> list[str]:
     if isinstance(content, list):
         return [b["text"].strip() for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)]
     return []
+
+
+def _calls_tools(entry: dict[str, Any]) -> bool:
+    """Whether a transcript entry's message has a tool_use block."""
+    message = entry.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    return isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "tool_use" for b in content)
 
 
 def is_alive(proc: psutil.Process) -> bool:

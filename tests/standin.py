@@ -8,13 +8,15 @@ import stat
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parent / "fixtures" / "standin" / "claude.py"
+HOST = SCRIPT.parent / "host.py"
+HELP = Path(__file__).resolve().parent / "fixtures" / "realclaude" / "help-2.1.330.txt"
 
 
 def write_standin(folder: Path, python: str, name: str = "claude") -> Path:
     """The stand-in as an executable `folder/name` run by `python`."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
-    path.write_text(f"#!{python}\n" + SCRIPT.read_text())
+    path.write_text(f"#!{python}\nHELP = {str(HELP)!r}\n" + SCRIPT.read_text())
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return path
 

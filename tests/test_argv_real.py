@@ -1,7 +1,8 @@
 """What Claude Code's arguments mean, checked against the real CLI rather than assumed.
 
-- The option table in claude_guard.argv against `claude --help` (the pinned copy in
-  tests/fixtures/realclaude/ always; the installed CLI when there is one).
+- The option table in claude_guard.argv against `claude --help` (claude_guard.drift names each difference): the
+  pinned copy in tests/fixtures/realclaude/ always; the installed CLI (or CLAUDE_GUARD_TEST_REAL_CLAUDE) when there
+  is one, whatever its version; `claude-guard doctor` reports the same.
 - Which options' empty value means something: each verdict comes from the Messages request the CLI sends to
   a FakeAnthropic for `-p hi`, so `argv.EMPTY_MEANINGFUL` is backed by tests that fail if the CLI changes.
 - `claude -p doctor` is a prompt, `claude --model x doctor` the doctor command.
@@ -13,6 +14,7 @@ import json
 import mmap
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
@@ -20,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from claude_guard import argv
+from claude_guard import argv, drift
 from realclaude import (
     EXPECTED_VERSION,
     FakeAnthropic,
@@ -45,61 +47,11 @@ SETTINGS_MODEL = "claude-guard-settings-model"
 # ------------------------------------------------------------------------------------------------------------
 # The option table against --help
 
-_SECTION = re.compile(r"^(\S.*):$")
-_ENTRY = re.compile(r"^  (\S.*?)(?: {2,}|$)")  # exactly two spaces: deeper lines continue a description
-_OPTION = re.compile(r"^(-{1,2}[\w-]+(?:, -{1,2}[\w-]+)*)(?: ([<\[].*[>\]]))?$")
-
-
-def value_kind(spec: str | None) -> int:
-    """The kind of an option from the value part of its help entry (`<x>`, `[x]`, `<x...>`, none)."""
-    if not spec:
-        return argv.FLAG
-    if spec.endswith("...>") or spec.endswith("...]"):
-        return argv.VARIADIC
-    return argv.REQUIRED if spec.startswith("<") else argv.OPTIONAL
-
 
 def parse_help(text: str) -> tuple[dict[str, int], set[str]]:
-    """Options (every name, aliases included, with its kind) and command names (aliases included) listed in
-    `claude --help`."""
-    options: dict[str, int] = {}
-    commands: set[str] = set()
-    section = ""
-    for line in text.splitlines():
-        if heading := _SECTION.match(line):
-            section = heading.group(1)
-            continue
-        entry = _ENTRY.match(line)
-        if not entry:
-            continue
-        spec = entry.group(1)
-        if section == "Options":
-            option = _OPTION.match(spec)
-            assert option, f"unexpected option entry in --help: {line!r}"
-            for name in option.group(1).split(", "):
-                options[name] = value_kind(option.group(2))
-        elif section == "Commands":
-            commands.update(spec.split()[0].split("|"))  # `stop|kill <id>`: a command and its alias
-    return options, commands
-
-
-def table_discrepancies(help_text: str) -> list[str]:
-    options, commands = parse_help(help_text)
-    problems = []
-    for name, kind in sorted(options.items()):
-        if name not in argv.OPTIONS:
-            problems.append(f"{name} ({KIND_NAMES[kind]}) is missing from argv.OPTIONS")
-        elif argv.OPTIONS[name] != kind:
-            problems.append(
-                f"{name} is {KIND_NAMES[kind]} in --help but {KIND_NAMES[argv.OPTIONS[name]]} in the table"
-            )
-    problems += [
-        f"command {name!r} is missing from argv.SUBCOMMANDS" for name in sorted(commands - argv.SUBCOMMANDS)
-    ]
-    problems += [
-        f"argv.SUBCOMMANDS has {name!r}, --help does not" for name in sorted(argv.SUBCOMMANDS - commands)
-    ]
-    return problems
+    found = drift.Help(text)
+    assert found.unparsed == []
+    return found.options, found.commands
 
 
 def test_help_parser_reads_every_entry_form() -> None:
@@ -120,7 +72,41 @@ def test_help_parser_reads_every_entry_form() -> None:
 
 
 def test_table_matches_the_pinned_help() -> None:
-    assert table_discrepancies(PINNED_HELP.read_text()) == []
+    assert drift.differences(PINNED_HELP.read_text()) == []
+
+
+def _edit(text: str, old: str, new: str) -> str:
+    assert old in text, old
+    return text.replace(old, new, 1)
+
+
+def test_drift_names_each_difference() -> None:
+    pinned = PINNED_HELP.read_text()
+    # A new option that takes a value: the shim would not repair it.
+    added = _edit(pinned, "  --verbose  ", "  --frobnicate <level>                  Frob level\n  --verbose  ")
+    assert drift.differences(added) == [
+        "new option --frobnicate (takes a value) is not in the table: passed through, never repaired"
+    ]
+    # One removed (both names of an aliased option), and one that changed kind.
+    removed = _edit(pinned, "  -v, --version ", "  --no-such-line ")
+    assert "--version is gone from --help; the table still has it" in drift.differences(removed)
+    assert "-v is gone from --help; the table still has it" in drift.differences(removed)
+    changed = _edit(pinned, "  --model <model>  ", "  --model [model]  ")
+    assert drift.differences(changed) == ["--model takes an optional value now; the table says a value"]
+    # An empty value that now means something, by its help (across the description's continuation lines).
+    effort = re.search(r"^  --effort <level> .*$", pinned, re.MULTILINE)
+    assert effort
+    meaningful = _edit(pinned, effort.group(0), effort.group(0) + "\n" + " " * 40 + '"" for the model default')
+    (problem,) = drift.differences(meaningful)
+    assert problem.startswith("--effort: its help gives the empty value a meaning (")
+    # A new command (it would count as a session) and a vanished one.
+    commands = _edit(pinned, "  doctor ", "  frob ")
+    commands = _edit(commands, "Commands:\n", "Commands:\n  doctor   Check\n  newcmd  New\n")
+    assert drift.differences(commands) == ["new command 'frob' is not in the table (it would count as a session)",
+                                           "new command 'newcmd' is not in the table (it would count as a session)"]
+    assert drift.differences("Usage: something else\n") == [
+        "no options found in the --help output (not Claude Code's help?)"
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -145,19 +131,42 @@ def installed_help(claude: str, tmp_path_factory: pytest.TempPathFactory) -> str
 
 
 @pytest.mark.realclaude
-def test_installed_cli_is_the_pinned_version(installed_version: str) -> None:
-    assert installed_version == EXPECTED_VERSION, (
-        f"the installed Claude Code is {installed_version}; the option table in claude_guard/argv.py was "
-        f"read from {EXPECTED_VERSION} (scripts/install-test-deps pins it)"
-    )
-
-
-@pytest.mark.realclaude
 def test_table_matches_the_installed_help(installed_help: str, installed_version: str) -> None:
-    problems = table_discrepancies(installed_help)
+    # A fact about the table, not the version string: a newer CLI with the same options passes.
+    problems = drift.differences(installed_help)
     assert problems == [], f"Claude Code {installed_version} --help disagrees with argv.py:\n" + "\n".join(
         problems
     )
+
+
+def _doctor_option_check(claude: str, tmp: Path) -> dict[str, Any]:
+    env = offline_env(tmp / "home", "http://127.0.0.1:9")
+    env["CLAUDE_GUARD_REAL_CLAUDE"] = claude
+    result = subprocess.run([sys.executable, "-m", "claude_guard", "doctor", "--json"], env=env, cwd=tmp,
+                            capture_output=True, text=True, timeout=120, check=False)
+    (check,) = [c for c in json.loads(result.stdout) if c["check"] == "option table"]
+    return dict(check)
+
+
+@pytest.mark.realclaude
+def test_doctor_reports_that_the_option_table_matches(claude: str, tmp_path: Path) -> None:
+    check = _doctor_option_check(claude, tmp_path)
+    assert check["ok"] is True
+    assert check["detail"] == f"option table matches {claude} --help"
+
+
+def test_doctor_names_the_differences(tmp_path: Path) -> None:
+    # A CLI whose help gained an option with a value and lost --ide (a stand-in: only its --help matters here).
+    help_text = _edit(PINNED_HELP.read_text(), "  --ide  ", "  --frobnicate <level>  Frob\n  --idx  ")
+    (tmp_path / "help.txt").write_text(help_text)
+    claude = tmp_path / "claude"
+    claude.write_text(f"#!/bin/sh\ncat {tmp_path / 'help.txt'}\n")
+    claude.chmod(0o755)
+    check = _doctor_option_check(str(claude), tmp_path)
+    assert check["ok"] is False
+    assert "new option --frobnicate (takes a value) is not in the table" in check["detail"]
+    assert "--ide is gone from --help" in check["detail"]
+    assert "new option --idx (a flag)" in check["detail"]
 
 
 @pytest.mark.realclaude
@@ -173,6 +182,7 @@ def test_hidden_options_in_the_table_are_defined_by_the_cli(claude: str, install
     same kind: the CLI's bundled JavaScript defines each as a string like `"--max-turns <turns>"`."""
     listed, _ = parse_help(installed_help)
     hidden = sorted(set(argv.OPTIONS) - set(listed))
+    assert set(hidden) == argv.HIDDEN  # what the table says is hidden is exactly what --help leaves out
     path = Path(claude).resolve()
     if path.stat().st_size < 1_000_000:
         pytest.skip(f"{claude} is not the CLI's bundle (a wrapper script?): its option strings are elsewhere")
@@ -199,7 +209,7 @@ def _defined_kinds(data: mmap.mmap, name: str) -> set[int]:
                 end = data.find(b'"', at + len(needle))
                 spec = data[at + len(prefix) + len(name) + 1 : end].decode("utf-8", "replace")
                 if 0 < len(spec) < 80 and re.fullmatch(r"[<\[][^<>\[\]\"]*[>\]]", spec):
-                    kinds.add(value_kind(spec))
+                    kinds.add(drift.value_kind(spec))
                 at = data.find(needle, at + 1)
     if not kinds and data.find(b'"' + name.encode() + b'"') != -1:
         kinds.add(argv.FLAG)  # a bare name: only a flag is defined that way
@@ -404,6 +414,25 @@ def test_orphan_setting_sources_swallows_the_next_option(probe: Probe) -> None:
     assert result.returncode == 0, result.stderr
     assert body is not None
     assert body["model"] != SETTINGS_MODEL
+
+
+@pytest.mark.realclaude
+def test_orphan_known_flag_never_swallows_an_unknown_option(probe: Probe) -> None:
+    # An option this table does not know (a newer CLI's) right after an orphan: the CLI would take it as the
+    # orphan's value. After repair, the CLI sees the unknown option as an option (and rejects it by name here,
+    # as this CLI does not know it either), never as a setting source.
+    args = ["--setting-sources", "--brand-new-option", "-p", "hi"]
+    result = run_print(args, probe.env, probe.cwd, timeout=180, command=[probe.claude])
+    assert "Invalid setting source: --brand-new-option" in result.stderr  # swallowed without the repair
+    repaired, _ = argv.repair(args)
+    assert repaired == ["--setting-sources", "", "--brand-new-option", "-p", "hi"]
+    result = run_print(repaired, probe.env, probe.cwd, timeout=180, command=[probe.claude])
+    assert "Invalid setting source" not in result.stderr
+    assert "unknown option '--brand-new-option'" in result.stderr
+    # An orphan whose empty value means nothing is dropped; the unknown option and its value stay, in order.
+    assert argv.repair(["--model", "--brand-new=3", "x", "-p", "hi"])[0] == ["--brand-new=3", "x", "-p", "hi"]
+    # An unknown option is never repaired: its empty value and what follows pass through as given.
+    assert argv.repair(["--brand-new", "", "--model", "m"])[0] == ["--brand-new", "", "--model", "m"]
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -96,3 +96,45 @@ def test_lean_paths_agree_with_platformdirs(monkeypatch: pytest.MonkeyPatch, tmp
         assert paths.state_dir() == platformdirs.user_state_dir("claude-guard")
         assert paths.config_file() == str(Path(platformdirs.user_config_dir("claude-guard")) / "config.toml")
         assert paths.log_dir() == platformdirs.user_log_dir("claude-guard")
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("lock_timeout = inf\n", ":1: lock_timeout"),
+    ("lock_timeout = 1e309\n", ":1: lock_timeout"),
+    ("interval = inf\n", ":1: interval"),
+    ("memory_floor = inf\n", ":1: memory_floor"),
+    ("memory_floor = nan\n", ":1: memory_floor"),
+    ('memory_floor = "' + "9" * 400 + '"\n', ":1: memory_floor"),
+    ("idle_cpu = inf\n", ":1: idle_cpu"),
+    ('idle_cpu = "1h"\n', "no time unit"),
+])
+def test_non_finite_numbers_and_units_are_config_errors(tmp_path: Path, text: str, needle: str) -> None:
+    # Issue 10: inf was accepted (a lock wait that never ends; reap and reap --watch died with OverflowError, 70).
+    with pytest.raises(GuardError) as e:
+        config.load(_write(tmp_path, text))
+    assert e.value.exit_code == ExitCode.CONFIG and needle in e.value.message
+
+
+def test_idle_cpu_is_a_percentage() -> None:
+    assert config.parse_percent("2%") == 2.0 and config.parse_percent(0.5) == 0.5 and config.parse_percent("3") == 3
+    with pytest.raises(config.BadValue, match="no time unit"):
+        config.parse_percent("1h")
+    with pytest.raises(GuardError, match=r"CLAUDE_GUARD_IDLE_CPU='1h'.*no time unit"):
+        config.load({"CLAUDE_GUARD_CONFIG": "/nonexistent/c.toml", "CLAUDE_GUARD_IDLE_CPU": "1h"})
+
+
+def test_lenient_load_sets_problems_aside_and_keeps_defaults(tmp_path: Path) -> None:
+    env = {**_write(tmp_path, "max_session = 3\nmax_sessions = 4\ngrace = inf\n"), "CLAUDE_GUARD_ON_KAP": "wait"}
+    s = config.load(env, lenient=True)
+    assert s.max_sessions == 4 and s.grace == 10.0 and s.sources["grace"] == "default"
+    assert [p.split(":")[1] for p in s.problems[:2]] == ["1", "3"]
+    assert "unknown key 'max_session' (did you mean max_sessions?)" in s.problems[0]
+    assert "unknown variable CLAUDE_GUARD_ON_KAP (did you mean CLAUDE_GUARD_ON_CAP?)" in s.problems[2]
+    with pytest.raises(GuardError, match=r"max_session.*\(and 2 more: `claude-guard doctor` lists them\)"):
+        config.load(env)
+
+
+def test_variables_read_elsewhere_are_not_unknown() -> None:
+    env = {"CLAUDE_GUARD_CONFIG": "x", "CLAUDE_GUARD_COOKIE": "x", "CLAUDE_GUARD_TEST_CACHE": "x",
+           "CLAUDE_GUARD_MAX_SESSIONS": "2", "CLAUDE_GUARD_BIN": "x", "CLAUDE_GUARD_MAXSESSIONS": "2"}
+    assert config.unknown_variables(env) == ["CLAUDE_GUARD_MAXSESSIONS"]

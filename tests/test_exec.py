@@ -207,8 +207,11 @@ def test_popen_refusal(guard: Guard) -> None:
     assert out == "" and err.startswith("claude-guard: refused: 1 of 1") and err.count("\n") == 1
 
 
-def test_bad_setting_of_a_stream_json_caller_is_one_line_and_78(guard: Guard) -> None:
+def test_bad_setting_of_a_stream_json_caller_is_one_line_and_starts_unguarded(guard: Guard) -> None:
     r = run_exec(guard, "--", str(guard.real), *SDK_ARGS, env={"CLAUDE_GUARD_MAX_SESSIONS": "lots"})
-    assert r.returncode == 78
+    assert r.returncode == 0
     [line] = r.stderr.decode().splitlines()
-    assert "CLAUDE_GUARD_MAX_SESSIONS" in line and r.stdout == b""
+    assert "CLAUDE_GUARD_MAX_SESSIONS" in line and "starting claude unguarded" in line and r.stdout == b""
+    strict = run_exec(guard, "--", str(guard.real), *SDK_ARGS,
+                      env={"CLAUDE_GUARD_MAX_SESSIONS": "lots", "CLAUDE_GUARD_STRICT": "1"})
+    assert strict.returncode == 78 and strict.stdout == b""

@@ -93,3 +93,54 @@ def test_session_id_named_on_the_command_line_blocks_a_second_one(rg: RealGuard)
         for args in (["--resume", sid, "-p", "x"], ["--session-id", sid, "-p", "x"]):
             r = run_print(args, rg.env, rg.work, command=[rg.shim])
             assert r.returncode == 75 and str(session.claude_pid) in r.stderr
+
+
+def _holding(home: Path, text: str) -> list[str]:
+    """Session ids of the transcripts that contain `text`."""
+    return sorted(p.stem for p in (home / ".claude" / "projects").glob("*/*.jsonl") if text in p.read_text())
+
+
+def test_continue_into_an_open_session_is_refused_and_fork_stays_allowed(rg: RealGuard) -> None:
+    # Issue 15.1: `claude -c` names no session, and the real CLI reopens the folder's newest session even while
+    # another process holds it (checked here first, unguarded, so the test fails if Claude's rule changes).
+    with InteractiveClaude([rg.real], env=rg.env, cwd=rg.work) as session:
+        session.wait_ready(timeout=90)
+        session.send("first-turn")
+        sid = session.session_id
+        direct = run_print(["-c", "-p", "unguarded-continue"], rg.env, rg.work, command=[rg.real])
+        assert direct.returncode == 0, direct.stderr
+        assert _holding(rg.home, "unguarded-continue") == [sid]  # the interleaving the guard exists to stop
+        refused = run_print(["-c", "-p", "shim-continue"], rg.env, rg.work, command=[rg.shim])
+        assert refused.returncode == 75, refused.stderr
+        assert f"session {sid} is already open in PID {session.claude_pid}" in refused.stderr
+        assert "--continue" in refused.stderr and refused.stdout == ""
+        assert _holding(rg.home, "shim-continue") == []
+        forked = run_print(["--continue", "--fork-session", "-p", "forked-turn"], rg.env, rg.work, command=[rg.shim])
+        assert forked.returncode == 0, forked.stderr
+        [fork_id] = _holding(rg.home, "forked-turn")
+        assert fork_id != sid
+    # Closed: the guard lets it through and Claude continues that very session, as predicted.
+    after = run_print(["-c", "-p", "after-close"], rg.env, rg.work, command=[rg.shim])
+    assert after.returncode == 0, after.stderr
+    assert _holding(rg.home, "after-close") == [sid]
+
+
+def test_interactive_continue_skips_print_sessions_as_claude_does(rg: RealGuard) -> None:
+    # The real CLI's interactive `-c` passes over sessions recorded by `-p`/SDK runs; `-c -p` does not.
+    with InteractiveClaude([rg.real], env=rg.env, cwd=rg.work) as session:
+        session.wait_ready(timeout=90)
+        session.send("interactive-turn")
+        sid = session.session_id
+        newer = run_print(["--fork-session", "-c", "-p", "newer-print-session"], rg.env, rg.work, command=[rg.real])
+        assert newer.returncode == 0, newer.stderr
+        [print_id] = _holding(rg.home, "newer-print-session")
+        assert print_id != sid
+        # `-c -p` picks the newer print session (not open): allowed, and Claude continues exactly that one.
+        ok = run_print(["-c", "-p", "print-continue"], rg.env, rg.work, command=[rg.shim])
+        assert ok.returncode == 0, ok.stderr
+        assert _holding(rg.home, "print-continue") == [print_id]
+        # An interactive `-c` would pick the open interactive session: refused before Claude starts.
+        with InteractiveClaude([rg.shim, "-c"], env=rg.env, cwd=rg.work) as second:
+            assert second.proc is not None
+            assert second.proc.wait(timeout=60) == 75
+            assert f"session {sid} is already open" in second.text()

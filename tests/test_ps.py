@@ -51,7 +51,7 @@ def test_json_matches_its_schema(box: Sandbox) -> None:
         check_schema(row)
     first = rows[idle.pid]
     assert first["session_id"] == sid and first["state"] == "idle" and first["status"] == "idle"
-    assert first["guarded"] is True and first["processes"] == 2 and first["rss_bytes"] > 0
+    assert first["guarded"] is True and first["processes"] == 3 and first["rss_bytes"] > 0  # claude, shell, command
     assert first["cwd"] == str(box.tmp) and first["idle_s"] >= 120 and first["age_s"] >= 0
     assert rows[sdk.pid]["kind"] == "sdk" and rows[sdk.pid]["state"] == "unguarded"
     assert rows[sdk.pid]["guarded"] is False
@@ -109,10 +109,10 @@ def test_colour_on_a_terminal_unless_no_color(box: Sandbox) -> None:
 
 
 def test_footer_counts_strays_and_dead_entries(box: Sandbox) -> None:
-    s = box.session(env={"SWEEP_GRANDCHILD": "1"})
+    s = box.session(env={"SWEEP_GRANDCHILD": "1", "SWEEP_STATUS": "busy"})  # a session file, left by SIGKILL
     os.kill(s.pid, signal.SIGKILL)
     wait_for(lambda: not s.alive, 10, "the stand-in to die")
     r = box.cli("ps", "--under", str(box.tmp))
     assert "0 sessions" in r.stdout
-    assert "1 stray process group left by ended sessions" in r.stdout
-    assert "1 registry entries and 0 Claude session files" in r.stdout
+    assert "1 stray process group leaked by ended sessions" in r.stdout
+    assert "1 registry entries and 1 Claude session files" in r.stdout

@@ -6,26 +6,39 @@ import json
 import os
 import re
 import shlex
+import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from realclaude import (
     FAKE_API_KEY,
+    TOOL_ARGS,
     FakeAnthropic,
     InteractiveClaude,
+    Leftovers,
+    PrintRun,
+    ToolResult,
+    bash,
     escape_project_dir,
     is_alive,
+    mcp_server_entry,
     offline_env,
+    pid_command,
     proc_start,
     require_real_claude,
     run_print,
     transcript_entries,
     user_blocks,
+    wait_for_file,
+    wait_until,
+    write_mcp_config,
+    write_mcp_server,
 )
 
 REPLY = "Hi from the fake API."
@@ -234,3 +247,207 @@ def test_interactive_through_a_wrapper(
         sessions_file = session.sessions_file()
     assert not is_alive(claude_process)
     assert not sessions_file.exists()  # claude itself got TERM, so it cleaned up
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Scripted tool calls
+
+
+def _stream_blocks(payload: bytes) -> tuple[list[dict[str, Any]], str]:
+    """Reassemble a streamed message: its content blocks (tool inputs parsed) and its stop reason."""
+    lines = payload.decode().splitlines()
+    blocks: list[dict[str, Any]] = []
+    partial: dict[int, str] = {}
+    stop = ""
+    for event in (json.loads(line[len("data: ") :]) for line in lines if line.startswith("data:")):
+        if event["type"] == "content_block_start":
+            blocks.append(dict(event["content_block"]))
+        elif event["type"] == "content_block_delta" and event["delta"]["type"] == "input_json_delta":
+            partial[event["index"]] = partial.get(event["index"], "") + event["delta"]["partial_json"]
+        elif event["type"] == "content_block_delta":
+            blocks[event["index"]]["text"] += event["delta"]["text"]
+        elif event["type"] == "message_delta":
+            stop = event["delta"]["stop_reason"]
+    for index, text in partial.items():
+        blocks[index]["input"] = json.loads(text)
+    return blocks, stop
+
+
+def test_fake_api_scripts_tool_calls_step_by_step(api: FakeAnthropic) -> None:
+    run = api.script("go", bash("echo one"), (bash("echo two", background=True), bash("echo three")), "done")
+    tools = [{"name": "Bash", "input_schema": {}}]
+    first = {"model": "m", "stream": True, "tools": tools, "messages": [{"role": "user", "content": "go"}]}
+    blocks, stop = _stream_blocks(_post(api.url + "/v1/messages", first)[2])
+    assert stop == "tool_use"
+    (call,) = blocks
+    assert call["type"] == "tool_use" and call["name"] == "Bash"
+    assert call["input"] == {"command": "echo one", "description": "Run a command for the test"}
+    assert run.ids[0] == [call["id"]]
+
+    def answer(ids: list[str], outputs: list[str]) -> dict[str, Any]:
+        content = [
+            {"type": "tool_result", "tool_use_id": i, "content": [{"type": "text", "text": o}]}
+            for i, o in zip(ids, outputs, strict=True)
+        ]
+        return {"model": "m", "stream": True, "tools": tools, "messages": [{"role": "user", "content": content}]}
+
+    blocks, stop = _stream_blocks(_post(api.url + "/v1/messages", answer([call["id"]], ["one"]))[2])
+    assert stop == "tool_use"
+    assert [b["input"]["command"] for b in blocks] == ["echo two", "echo three"]  # parallel calls
+    assert blocks[0]["input"]["run_in_background"] is True
+    assert "run_in_background" not in blocks[1]["input"]
+    assert run.results(0) == [ToolResult(call["id"], "one", False)]
+
+    second = [b["id"] for b in blocks]
+    blocks, stop = _stream_blocks(_post(api.url + "/v1/messages", answer(second, ["two", "three"]))[2])
+    assert (blocks, stop) == ([{"type": "text", "text": "done"}], "end_turn")
+    assert [r.text for r in run.results(1)] == ["two", "three"]
+    assert run.answered == 3
+
+    # A request that does not offer the tool (a side call) is never told to run anything.
+    api.script("side", bash("echo no"))
+    side = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "side"}]}
+    blocks, stop = _stream_blocks(_post(api.url + "/v1/messages", side)[2])
+    assert stop == "end_turn"
+    assert "no tool named Bash" in blocks[0]["text"]
+
+
+def test_pid_command_records_the_pid_of_the_command(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    with Leftovers() as leftovers:
+        shell = subprocess.Popen(pid_command(pidfile, "sleep 600"), shell=True)
+        proc = leftovers.track(int(wait_for_file(pidfile)))
+        assert proc.cmdline() == ["sleep", "600"]  # exec: the recorded PID is the command itself
+    assert not is_alive(proc)
+    shell.wait(30)
+
+
+@pytest.fixture
+def leftovers() -> Iterator[Leftovers]:
+    with Leftovers() as tracked:
+        yield tracked
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    return any(p.pid == ancestor for p in psutil.Process(pid).parents())
+
+
+@pytest.mark.realclaude
+def test_print_runs_a_scripted_tool_call(api: FakeAnthropic, tmp_path: Path, project: Path) -> None:
+    require_real_claude()
+    env = offline_env(tmp_path / "home", api.url)
+    seen = tmp_path / "seen"
+    run = api.script(
+        "run the tools",
+        bash(f"echo first-output; echo $PPID > {seen}"),
+        bash("echo second-output; echo oops >&2; exit 3"),
+        "all done",
+    )
+    result = run_print(["-p", "run the tools", *TOOL_ARGS], env, project, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "all done"
+    assert seen.exists()  # the command really ran, under the CLI's own Bash tool
+    first, second = run.result(0), run.result(1)
+    assert first.text == "first-output" and not first.is_error  # the output reached the next request
+    assert "second-output" in second.text and "oops" in second.text and second.is_error
+    assert "3" in second.text  # the exit status is reported
+
+
+@pytest.mark.realclaude
+def test_tool_command_is_a_live_descendant_until_it_ends(
+    api: FakeAnthropic, tmp_path: Path, project: Path, leftovers: Leftovers
+) -> None:
+    require_real_claude()
+    env = offline_env(tmp_path / "home", api.url)
+    pidfile, release = tmp_path / "pid", tmp_path / "release"
+    # The command waits for the test: while it runs, the test sees the real process layout.
+    command = f"while [ ! -e {release} ]; do sleep 0.1; done; echo released"
+    run = api.script("hold", bash(pid_command(pidfile, f"sh -c {shlex.quote(command)}")), "finished")
+    with PrintRun(["-p", "hold", *TOOL_ARGS], env, project, tmp_path / "logs") as claude:
+        tool = leftovers.track(int(wait_for_file(pidfile)))
+        assert _descends_from(tool.pid, claude.pid)
+        assert not run.results(0)  # still running: no result sent yet
+        release.touch()
+        assert claude.wait(120) == 0, claude.stderr
+    assert run.result(0).text == "released"
+    assert claude.stdout.strip() == "finished"
+
+
+@pytest.mark.realclaude
+def test_background_tool_call_starts_a_background_shell(
+    api: FakeAnthropic, tmp_path: Path, project: Path, leftovers: Leftovers
+) -> None:
+    require_real_claude()
+    env = offline_env(tmp_path / "home", api.url)
+    pidfile = tmp_path / "pid"
+    run = api.script("bg", bash(pid_command(pidfile, "sleep 600"), background=True), "started")
+    with PrintRun(["-p", "bg", *TOOL_ARGS], env, project, tmp_path / "logs") as claude:
+        job = leftovers.track(int(wait_for_file(pidfile)))
+        result = run.result(0)  # the tool answers at once, while the job runs on
+        assert "background" in result.text and not result.is_error
+        assert is_alive(job)
+        assert _descends_from(job.pid, claude.pid)
+
+
+@pytest.mark.realclaude
+@pytest.mark.parametrize("wrapper", [False, True], ids=["direct", "sh-wrapper"])
+def test_print_starts_a_real_mcp_server(
+    api: FakeAnthropic, tmp_path: Path, project: Path, leftovers: Leftovers, wrapper: bool
+) -> None:
+    require_real_claude()
+    env = offline_env(tmp_path / "home", api.url)
+    server, pidfile = write_mcp_server(tmp_path / "mcp"), tmp_path / "mcp.pid"
+    config = write_mcp_config(tmp_path / "mcp.json", {"kit": mcp_server_entry(server, pidfile, wrapper=wrapper)})
+    release = tmp_path / "release"
+    api.script("mcp", bash(f"while [ ! -e {release} ]; do sleep 0.1; done"), "ok")
+    args = ["-p", "mcp", *TOOL_ARGS, "--mcp-config", str(config)]
+    with PrintRun(args, env, project, tmp_path / "logs") as claude:
+        pid, ppid = map(int, wait_for_file(pidfile).split())
+        leftovers.track(pid)
+        assert _descends_from(pid, claude.pid)
+        if not wrapper:
+            assert ppid == claude.pid
+        wait_until(lambda: bool(api.turns_with("mcp")), 60, "the turn's request")
+        release.touch()
+        assert claude.wait(120) == 0, claude.stderr
+    # The CLI connected to the server: its tool was offered to the model (2.1.330 lists MCP tools as
+    # deferred ones, by name, in the request's text rather than in `tools`).
+    (turn,) = api.turns_with("mcp")
+    assert "mcp__kit__ping" in json.dumps(turn.body)
+
+
+@pytest.mark.realclaude
+def test_interactive_session_runs_a_scripted_tool_call(
+    api: FakeAnthropic, tmp_path: Path, project: Path, leftovers: Leftovers
+) -> None:
+    claude = require_real_claude()
+    env = offline_env(tmp_path / "home", api.url, trust=[project])
+    pidfile = tmp_path / "pid"
+    run = api.script("start the job", bash(pid_command(pidfile, "sleep 600"), background=True), "job started")
+    with InteractiveClaude([claude, *TOOL_ARGS], env=env, cwd=project) as session:
+        session.wait_ready(timeout=60)
+        session.send("start the job", timeout=120)
+        job = leftovers.track(int(wait_for_file(pidfile)))
+        assert _descends_from(job.pid, session.claude_pid)
+        assert "background" in run.result(0).text
+        entries = transcript_entries(session.transcript_path)
+        assert any(e.get("type") == "assistant" and "job started" in json.dumps(e) for e in entries)
+
+
+def _tty_nr(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[4])
+
+
+@pytest.mark.realclaude
+@pytest.mark.parametrize("controlling_tty", [False, True])
+def test_interactive_session_with_or_without_a_controlling_terminal(
+    api: FakeAnthropic, tmp_path: Path, project: Path, controlling_tty: bool
+) -> None:
+    claude = require_real_claude()
+    env = offline_env(tmp_path / "home", api.url, trust=[project])
+    with InteractiveClaude([claude], env=env, cwd=project, controlling_tty=controlling_tty) as session:
+        session.wait_ready(timeout=60)
+        assert session.claude_pid == session.pid  # the helper that takes the terminal execs: same PID
+        assert os.getsid(session.pid) == session.pid
+        assert (_tty_nr(session.pid) != 0) is controlling_tty

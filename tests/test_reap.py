@@ -110,16 +110,21 @@ def test_grandchild_that_left_the_tree_is_found_by_its_environment(box: Sandbox)
     wait_for(lambda: ppid(grandchild) == box.nursery.pid, 10, "the grandchild to be reparented")
     assert os.getsid(grandchild) != os.getsid(s.pid)
     box.orphan(s)
+    # It left the tree while its session was alive: a job kept on purpose, listed and left running...
     report = box.reap("--min-age", "0", "--grace", "5")
     only_ours(report, box)
-    a = actions(report)[s.pid]
-    assert grandchild in a["pids"]
-    assert not procs.alive(grandchild, start) and not s.alive
+    assert grandchild not in actions(report)[s.pid]["pids"] and not s.alive
+    assert {k["pid"]: k["owner_pid"] for k in report["kept_strays"]}[grandchild] == s.pid
+    assert procs.alive(grandchild, start)
+    # ... unless every stray is to be ended; found by its environment either way.
+    report = box.reap("--min-age", "0", "--grace", "5", "--strays", "all")
+    only_ours(report, box)
+    assert actions(report)[grandchild]["reason"] == "stray" and not procs.alive(grandchild, start)
 
 
 @pytest.mark.parametrize("guarded", [True, False], ids=["cookie", "claude-markers"])
 def test_stray_of_a_dead_session_is_ended(box: Sandbox, guarded: bool) -> None:
-    s = box.session(env={"SWEEP_GRANDCHILD": "1", "SWEEP_SESSION": new_id()}, guarded=guarded)
+    s = box.session(env={"SWEEP_GRANDCHILD": "1", "SWEEP_SESSION": new_id(), "SWEEP_STATUS": "busy"}, guarded=guarded)
     child, start = s.kid("child")
     os.kill(s.pid, signal.SIGKILL)  # claude dies without cleaning up; its Bash-tool child stays
     wait_for(lambda: not s.alive, 10, "the stand-in to die")
@@ -255,15 +260,6 @@ def test_memory_pressure_ends_the_largest_idle_trees_first(box: Sandbox, tmp_pat
     again = box.reap("--dry-run", *common, "--memory-margin", str(200 * MiB), env=env)
     assert again["actions"] == [] and any("cooling down" in note for note in again["notes"])
     assert small.alive and busy.alive
-
-
-def test_duplicate_keeps_the_older(box: Sandbox) -> None:
-    sid = new_id()
-    older = box.session("--resume", sid, guarded=False)
-    newer = box.session("--resume", sid, guarded=False)
-    report = box.reap("--dry-run", "--min-age", "0")
-    assert [(a["pid"], a["reason"]) for a in report["actions"]] == [(newer.pid, "duplicate")]
-    assert str(older.pid) in report["actions"][0]["detail"]
 
 
 def test_min_age_and_protect_keep_sessions(box: Sandbox) -> None:

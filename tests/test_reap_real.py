@@ -78,7 +78,8 @@ def test_real_sessions_are_listed_and_an_orphan_is_reaped(tmp_path: Path) -> Non
     with FakeAnthropic() as api:
         env = offline_env(home, api.url, trust=[work])
         env.update(XDG_STATE_HOME=str(home / ".local" / "state"), XDG_CONFIG_HOME=str(home / ".config"),
-                   CLAUDE_GUARD_REAL_CLAUDE=real, PATH=os.pathsep.join([str(shim_dir), env["PATH"]]), NO_COLOR="1")
+                   CLAUDE_GUARD_REAL_CLAUDE=real, CLAUDE_GUARD_COUNT_UNGUARDED="false",
+                   PATH=os.pathsep.join([str(shim_dir), env["PATH"]]), NO_COLOR="1")
         r = guard(env, "install", "--dir", str(shim_dir))
         assert r.returncode == 0, r.stderr
         shim = str(shim_dir / "claude")

@@ -1,4 +1,4 @@
-"""shims/guard-spawn.mjs with the real Node Agent SDK (npm @anthropic-ai/claude-agent-sdk) and its CLI, offline
+"""guard-spawn.mjs with the real Node Agent SDK (npm @anthropic-ai/claude-agent-sdk) and its CLI, offline
 against tests/realclaude.FakeAnthropic: a turn completes through `claude-guard exec`, the cap waits or refuses
 (the refusal is the SDK's error, carrying the guard's line), the `pathToClaudeCodeExecutable` recipe works,
 and the module's own contract (options checked, abort -> SIGTERM) holds without the SDK."""

@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -21,7 +22,7 @@ import pytest
 
 from claude_guard import config, launch, procs, sdk
 from conftest import wait_for
-from realclaude import FakeAnthropic, offline_env, run_print
+from realclaude import FakeAnthropic, offline_env, run_print, user_blocks
 from standin import env_of
 
 REPLY = "Hi from the fake API."
@@ -445,3 +446,113 @@ def test_bun_style_dropped_empty_argument_is_repaired_through_popen(host: Host) 
     assert p.returncode == 0, err
     assert REPLY in out and "Invalid setting source" not in err
     assert "restored the empty value of --setting-sources" in (host.state / "guard.log").read_text()
+
+
+# -- die_with_parent: a host that dies takes its CLI along (issue 16.3) ----------------------------------------
+
+HOST_SCRIPT = """
+import asyncio, sys
+from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient
+from claude_guard.sdk import guarded_options
+
+async def main():
+    options = guarded_options(ClaudeAgentOptions(cwd=sys.argv[1], max_turns=1), die_with_parent=sys.argv[2] == "1")
+    async with ClaudeSDKClient(options=options) as client:
+        await client.query("slow-turn")
+        print("asked", flush=True)
+        await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+def _end(pid: int, start: str | None) -> None:
+    """SIGKILL a CLI this test started, if it is still that process."""
+    if start and procs.alive(pid, start):
+        os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.realclaude
+@pytest.mark.parametrize("die", [True, False], ids=["die_with_parent", "without"])
+def test_host_killed_mid_turn_takes_its_cli_along(host: Host, tmp_path: Path, die: bool) -> None:
+    # Idle, the CLI ends by itself at stdin EOF; mid-turn (here: waiting for the API) it outlives a SIGKILLed host
+    # until a sweep, unless the kernel was asked to end it with its parent.
+    hold = threading.Event()
+
+    def reply(body: Any) -> str:
+        if "slow-turn" in user_blocks(body):
+            hold.wait(60)
+        return REPLY
+
+    host.api.reply = reply
+    script = tmp_path / "host.py"
+    script.write_text(HOST_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script), str(host.work), "1" if die else "0"],
+                            stdout=subprocess.PIPE, text=True)
+    cli, start = 0, None
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "asked"
+        wait_for(lambda: host.api.turns_with("slow-turn"), timeout=60)  # the CLI is mid-turn
+        [cli] = host.cli_pids()
+        start = procs.start_token(cli)
+        assert start
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        killed = time.monotonic()
+        if die:
+            wait_for(lambda: not procs.alive(cli, start), timeout=30)
+            print(f"CLI gone {time.monotonic() - killed:.2f}s after its host")  # measured, not asserted
+        else:
+            time.sleep(3)
+            assert procs.alive(cli, start)  # the leak die_with_parent stops
+    finally:
+        hold.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        _end(cli, start)
+
+
+@pytest.mark.realclaude
+def test_cli_started_from_a_thread_that_ends_keeps_its_conversation(host: Host) -> None:
+    # The kernel watches the parent *thread*: a CLI spawned from a thread that then ends (anyio on trio spawns from
+    # a worker thread trio retires) must not be ended with it. The guard leaves die_with_parent off there.
+    env = {**os.environ, "CLAUDE_GUARD_REAL_CLAUDE": host.bundled}
+    started: list[subprocess.Popen[bytes]] = []
+    execed = threading.Event()
+    command = [sdk.shim_entry(), "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"]
+
+    def spawn() -> None:
+        started.append(subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=host.work))
+        execed.wait(60)  # like trio's worker: the thread outlives the spawn, then ends while the CLI runs
+
+    spawner = threading.Thread(target=spawn)
+    spawner.start()
+    wait_for(lambda: started and host.cli_pids() == [started[0].pid], timeout=60)  # the guard has exec'd the CLI
+    execed.set()
+    spawner.join()
+    [cli] = started
+    try:
+        assert cli.stdin is not None and cli.stdout is not None
+        time.sleep(1)  # let a wrongly armed PDEATHSIG arrive before the turn
+        line = {"type": "user", "message": {"role": "user", "content": "after the thread"},
+                "parent_tool_use_id": None, "session_id": "default"}
+        cli.stdin.write(json.dumps(line).encode() + b"\n")
+        cli.stdin.flush()
+        result = None
+        for raw in cli.stdout:
+            message = json.loads(raw)
+            if message.get("type") == "result":
+                result = message
+                break
+        assert result is not None and result["result"] == REPLY
+        log = (host.state / "guard.log").read_text()
+        assert "die_with_parent not in force: started from a thread other than its parent's main thread" in log
+    finally:
+        if cli.stdin is not None:
+            cli.stdin.close()
+        try:
+            cli.wait(30)
+        except subprocess.TimeoutExpired:
+            cli.kill()
+            cli.wait()

@@ -74,7 +74,7 @@ def test_view_merges_registry_session_file_and_tree(inproc: Sandbox) -> None:
     other = by_pid[unguarded.pid]
     assert not other.guarded and other.state == "unguarded" and other.idle is None
     row = mine.json()
-    assert row["processes"] == 2 and row["session_id"] == sid and row["guarded"] is True
+    assert row["processes"] == 3 and row["session_id"] == sid and row["guarded"] is True  # claude, tool shell, command
 
 
 def test_session_file_of_another_process_is_stale(inproc: Sandbox) -> None:

@@ -316,18 +316,34 @@ def test_lock_is_compatible_with_filelock(guard: Guard) -> None:
     assert b"still busy" in r.stderr
 
 
-def test_bad_config_is_78_with_file_line_and_key(guard: Guard) -> None:
+def test_bad_config_starts_claude_unguarded_with_one_line_naming_file_line_and_key(guard: Guard) -> None:
+    # Issue 15.2: the guard never keeps claude from starting over its own input; only strict does.
+    guard.write_config('on_cap = "refuse"\nmax_session = 3\n')  # a typo of max_sessions
+    r = guard.run("-p", "x")
+    assert r.returncode == 0
+    line = r.stderr.decode().strip()
+    assert "\n" not in line and f"{guard.config}:2" in line and "unknown key 'max_session'" in line
+    assert "did you mean max_sessions?" in line and "starting claude unguarded" in line
+    assert len(records(guard.record)) == 1  # claude ran
+    assert not (guard.state / "registry.json").exists()  # unguarded: nothing registered
+    version = guard.run("--version")
+    assert version.returncode == 0 and version.stderr == b""  # a pass-through passes, silently
+    strict = guard.run("-p", "x", env={"CLAUDE_GUARD_STRICT": "1"})
+    assert strict.returncode == 78 and f"{guard.config}:2".encode() in strict.stderr
+    assert len(records(guard.record)) == 2  # --version ran, the strict launch did not
     guard.write_config('on_cap = "refuse"\nmax_sessions = "many"\n')
     r = guard.run("-p", "x")
-    assert r.returncode == 78
-    line = r.stderr.decode().strip()
-    assert f"{guard.config}:2" in line and "max_sessions" in line and "\n" not in line
+    assert r.returncode == 0 and f"{guard.config}:2: max_sessions".encode() in r.stderr
     guard.write_config("max_sessions = [\n")
     r = guard.run("-p", "x")
-    assert r.returncode == 78 and b"invalid TOML" in r.stderr and b"line" in r.stderr
+    assert r.returncode == 0 and b"invalid TOML" in r.stderr and b"line" in r.stderr
     guard.write_config("")
     r = guard.run("-p", "x", env={"CLAUDE_GUARD_ON_CAP": "sometimes"})
-    assert r.returncode == 78 and b"CLAUDE_GUARD_ON_CAP" in r.stderr
+    assert r.returncode == 0 and b"CLAUDE_GUARD_ON_CAP" in r.stderr
+    r = guard.run("-p", "x", env={"CLAUDE_GUARD_MAX_SESSION": "3"})
+    assert r.returncode == 0
+    assert b"unknown variable CLAUDE_GUARD_MAX_SESSION (did you mean CLAUDE_GUARD_MAX_SESSIONS?)" in r.stderr
+    assert len(r.stderr.decode().strip().splitlines()) == 1
 
 
 def test_unsafe_state_folder_is_refused(guard: Guard, tmp_path: Path) -> None:

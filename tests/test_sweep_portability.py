@@ -205,6 +205,7 @@ def test_psutil_path_ends_an_orphaned_tree(inproc: Sandbox, windows: Portable) -
     with is gone), planned with its Bash-tool child, and ended; TERM is ignored, so KILL follows."""
     s = inproc.session("-p", "go", guarded=False, env={"SWEEP_GRANDCHILD": "1", "SWEEP_TRAP": "ignore"})
     child, _ = s.kid("child")
+    command, _ = s.kid("command")  # what the Bash-tool shell runs
     cfg = settings(grace="1s")
     book = ledger.empty()
     first = view(inproc, cfg, book, windows)
@@ -214,15 +215,15 @@ def test_psutil_path_ends_an_orphaned_tree(inproc: Sandbox, windows: Portable) -
     second = view(inproc, cfg, book, windows)
     mine = by_pid(second)[s.pid]
     assert mine.orphan and mine.state == "orphan" and mine.orphan_why.startswith(f"its parent (PID {s.host}) is gone")
-    tokens = {pid: token(psutil.Process(pid).create_time()) for pid in (s.pid, child)}
+    tokens = {pid: token(psutil.Process(pid).create_time()) for pid in (s.pid, child, command)}
     out = reaper.plan(second, cfg, only=["orphan"])
     assert [(a.pid, a.reason) for a in out.actions] == [(s.pid, "orphan")]
-    assert [t[:2] for t in out.actions[0].targets] == [(s.pid, tokens[s.pid]), (child, tokens[child])]
+    assert [t[:2] for t in out.actions[0].targets] == [(p, tokens[p]) for p in (s.pid, child, command)]
     reaper.execute(out, cfg, log=False)
     action = out.actions[0]
     assert action.outcome == "ended", action.errors
     # An ignored SIGTERM is inherited: the Bash-tool child needed the KILL too.
-    assert action.signals == ["TERM", "KILL"] and action.killed == [s.pid, child]
+    assert action.signals == ["TERM", "KILL"] and action.killed == [s.pid, child, command]
     assert not windows.alive(s.pid, tokens[s.pid]) and not windows.alive(child, tokens[child])
     assert os.WIFSIGNALED(inproc.adopted_status(s.pid)) and os.WTERMSIG(inproc.adopted_status(s.pid)) == 9
     assert not s.alive

@@ -1,8 +1,12 @@
 """Claude Code's command line: what kind of call it is, which session it opens, and pair-wise repair.
 
 The option table was read from `claude --help` of Claude Code 2.1.330 (plus the hidden options the Agent
-SDKs pass). tests/test_argv_real.py re-reads the installed CLI's help, so a drift in the table fails a test
-rather than silently mis-repairing a launch.
+SDKs pass). `claude-guard doctor` and tests/test_argv_real.py compare it with the installed CLI's help
+(claude_guard.drift) and name each difference, so a drift is reported rather than silently mis-repairing a launch.
+
+Options the table does not know (a newer CLI's) are passed through untouched: never dropped, reordered or given a
+value. A known option left without its value never takes one as its value either: anything shaped like a long
+option (`--name`, `--name=value`) counts as an option when deciding whether a value is missing.
 
 Why repair at all: hosts built on Bun drop empty arguments, so `--setting-sources ""` arrives as a bare
 `--setting-sources` which then swallows the next option as its value ("Invalid setting source:
@@ -18,35 +22,40 @@ OPTIONAL = 2  # `--resume [value]`: a following option is not taken as its value
 VARIADIC = 3  # `--tools <tools...>`: takes every following token up to the next option
 
 _REQUIRED = (
-    "--agent --agents --append-system-prompt --append-system-prompt-file --autocompact --debug-file --effort "
+    "--agent --agents --append-system-prompt --autocompact --debug-file --effort "
     "--environment --fallback-model --input-format --json-schema --max-budget-usd --model -n --name "
     "--output-format --permission-mode --permission-prompts --plugin-dir --plugin-url "
     "--remote-control-session-name-prefix --session-id --setting-sources --settings --system-prompt "
-    "--system-prompt-file --system-prompt-snapshot "
-    # hidden options the Agent SDKs pass (kinds from the CLI binary's own option definitions)
+    "--system-prompt-snapshot"
+)
+# Options not in --help: documented ones (--system-prompt-file, ...) and those the Agent SDKs pass; kinds from the
+# CLI binary's own option definitions (tests/test_argv_real.py checks them there).
+_REQUIRED_HIDDEN = (
+    "--append-system-prompt-file --system-prompt-file "
     "--max-turns --max-thinking-tokens --permission-prompt-tool --resume-session-at --thinking "
     "--task-budget --thinking-display --initialize-fields --managed-settings --plugin-dir-no-mcp "
     "--project-config-root --resume-drops-turn --sdk-url"
 )
 _VARIADIC = (
     "--add-dir --allowedTools --allowed-tools --betas --disallowedTools --disallowed-tools --file "
-    "--mcp-config --tools --channels"
+    "--mcp-config --tools"
 )
+_VARIADIC_HIDDEN = "--channels"
 _OPTIONAL = "--cloud -d --debug --from-pr --prompt-suggestions --remote-control -r --resume --teleport -w --worktree"
 _FLAGS = (
     "--allow-dangerously-skip-permissions --ax-screen-reader --bg --background --bare --brief --chrome -c "
     "--continue --dangerously-skip-permissions --desktop --disable-slash-commands "
     "--exclude-dynamic-system-prompt-sections --fork-session --forward-subagent-text -h --help --ide "
     "--include-hook-events --include-partial-messages --no-chrome --no-session-persistence -p --print "
-    "--replay-user-messages --restricted --safe-mode --strict-mcp-config --tmux --verbose -v --version "
-    # hidden flags the Agent SDKs pass
-    "--session-mirror --await-initialize --managed-settings-in-initialize --debug-to-stderr"
+    "--replay-user-messages --restricted --safe-mode --strict-mcp-config --tmux --verbose -v --version"
 )
+_FLAGS_HIDDEN = "--session-mirror --await-initialize --managed-settings-in-initialize --debug-to-stderr"
 
+HIDDEN: frozenset[str] = frozenset(" ".join((_REQUIRED_HIDDEN, _VARIADIC_HIDDEN, _FLAGS_HIDDEN)).split())
 OPTIONS: dict[str, int] = {
-    **{name: FLAG for name in _FLAGS.split()},
-    **{name: REQUIRED for name in _REQUIRED.split()},
-    **{name: VARIADIC for name in _VARIADIC.split()},
+    **{name: FLAG for name in (_FLAGS + " " + _FLAGS_HIDDEN).split()},
+    **{name: REQUIRED for name in (_REQUIRED + " " + _REQUIRED_HIDDEN).split()},
+    **{name: VARIADIC for name in (_VARIADIC + " " + _VARIADIC_HIDDEN).split()},
     **{name: OPTIONAL for name in _OPTIONAL.split()},
 }
 
@@ -74,7 +83,7 @@ _STREAM_JSON = "stream-json"
 class Call:
     """What a `claude` command line asks for. (A plain class: dataclasses cost too much on the hot path.)"""
 
-    __slots__ = ("fork", "kind", "options", "session", "session_id")
+    __slots__ = ("continues", "fork", "kind", "options", "session", "session_id")
 
     def __init__(self, session: bool, kind: str = "interactive", options: dict[str, str] | None = None,
                  fork: bool = False) -> None:
@@ -82,6 +91,9 @@ class Call:
         self.kind = kind  # interactive | print | sdk | background | passthrough
         self.session_id: str | None = None  # the session this launch opens, when the command line names it
         self.fork = fork
+        # `--continue` without `--fork-session`: opens the folder's latest session, which the command line
+        # does not name (launch asks transcripts.continued_session which one Claude will pick).
+        self.continues = False
         self.options = options or {}  # last value seen per option (canonical name)
 
 
@@ -94,11 +106,17 @@ def _split(token: str) -> tuple[str, str | None]:
 
 
 def _is_option(token: str) -> bool:
-    """A token the CLI would parse as one of its known options (so it cannot be a value we must keep)."""
+    """A token the CLI would parse as an option (so it cannot be a value we must keep): a known one, or anything
+    shaped like a long option, so that an orphan never swallows an option this table does not know yet."""
     if token == "--":
         return True
     name, _ = _split(token)
-    return name in OPTIONS
+    return name in OPTIONS or _looks_long(name)
+
+
+def _looks_long(name: str) -> bool:
+    # `--name`: letters first, then letters, digits and dashes (a value like "--" or "---" or "-- x" is not one).
+    return len(name) > 3 and name.startswith("--") and name[2].isalpha() and name[2:].replace("-", "").isalnum()
 
 
 def repair(args: list[str]) -> tuple[list[str], list[str]]:
@@ -218,6 +236,7 @@ def classify(args: list[str]) -> Call:
         call.session_id = opts["--session-id"]
     elif resume and not call.fork:
         call.session_id = resume
+    call.continues = "--continue" in opts and not call.fork and not call.session_id
     return call
 
 

@@ -19,9 +19,11 @@ COMMANDS = ("install", "uninstall", "config", "exec", "ps", "reap", "doctor", "m
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        # One usage line and one error line, exit 2, as argparse does, but never a traceback.
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        # One usage line and one error line, exit 2, as argparse does, but never a traceback (and nothing
+        # at all when stderr was closed: print_usage(None) would write to stdout instead).
+        if sys.stderr is not None:
+            self.print_usage(sys.stderr)
+            sys.stderr.write(f"{self.prog}: error: {message}\n")
         raise SystemExit(ExitCode.USAGE)
 
 
@@ -43,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(args_list)
         if not getattr(args, "func", None):
-            parser.print_help(sys.stderr)
+            if sys.stderr is not None:
+                parser.print_help(sys.stderr)
             return ExitCode.USAGE
         return int(args.func(args))
     except GuardError as e:

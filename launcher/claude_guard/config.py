@@ -11,12 +11,13 @@ import os
 import sys
 
 from . import paths
+from .environ import MARKERS
 from .errors import ExitCode, GuardError
 
 # The hot path must not import typing, re or dataclasses (each costs about a bare interpreter start).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
 _DURATION = r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$"
@@ -42,7 +43,31 @@ def parse_duration(value: object) -> float:
         seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
     if not seconds >= 0:  # also rejects NaN
         raise BadValue("a duration cannot be negative")
+    if seconds > _LONGEST:  # inf or 1e309: a wait that never ends, or a sleep that overflows
+        raise BadValue("a duration is at most 36500d (inf is not a duration)")
     return seconds
+
+
+_LONGEST = 36500 * 86400.0  # a century: "never" for any rule, and below every sleep's and timer's own limit
+
+
+def parse_percent(value: object) -> float:
+    """A CPU percentage: 1.0, "2", "2%". A time unit (`1h`) is refused rather than read as 3600%."""
+    problem = "expected a CPU percentage such as 1.0 or \"2%\" (a number, no time unit)"
+    if isinstance(value, bool):
+        raise BadValue(problem)
+    if isinstance(value, (int, float)):
+        number = float(value)
+    else:
+        text = str(value).strip()
+        text = text[:-1].strip() if text.endswith("%") else text
+        try:
+            number = float(text)
+        except ValueError:
+            raise BadValue(problem) from None
+    if not 0 <= number < float("inf"):  # also rejects NaN
+        raise BadValue("a CPU percentage is a finite number of at least 0")
+    return number
 
 
 def parse_size(value: object) -> float:
@@ -51,8 +76,8 @@ def parse_size(value: object) -> float:
     if isinstance(value, bool):
         raise BadValue("expected a size such as \"2GiB\", \"512M\", a number of bytes, or \"10%\"")
     if isinstance(value, (int, float)):
-        if value < 0:
-            raise BadValue("a size cannot be negative")
+        if not 0 <= value < float("inf"):  # negative, NaN, inf (TOML's `inf`, or `1e309`)
+            raise BadValue("a size is a finite number of bytes, at least 0")
         return float(value)
     import re
 
@@ -66,7 +91,10 @@ def parse_size(value: object) -> float:
         return -number / 100.0
     base = 1024 if "i" in unit else 1000
     power = "bkmgt".index(unit[0]) if unit else 0
-    return float(number * base**power)
+    size = float(number * base**power)
+    if size == float("inf"):  # 400 digits
+        raise BadValue("a size is a finite number of bytes")
+    return size
 
 
 def _parse_int(minimum: int) -> Callable[[object], int]:
@@ -134,27 +162,8 @@ def _default_max_sessions() -> int:
     return max(2, int(total // 2 // (300 * 1024 * 1024)))
 
 
-# The markers a running session plants in its children's environment (what the real CLI 2.1.330 sets for its
-# tools' processes; tests/test_sdk_python.py and tests/test_shim.py check they are removed).
-# An entry ending in `*` is a prefix. Configuration variables (CLAUDE_CODE_USE_BEDROCK,
-# CLAUDE_CODE_OAUTH_TOKEN, ...) are deliberately not here.
-DEFAULT_STRIP = [
-    "CLAUDECODE",
-    "CLAUDECODE_*",
-    "CLAUDE_CODE_SESSION_ID",
-    "CLAUDE_CODE_ENTRYPOINT",
-    "CLAUDE_PROJECT_DIR",
-    "CLAUDE_CODE_MESSAGING_SOCKET",
-    "CLAUDE_CODE_MESSAGING_SOCKET_TOKEN",
-    "CLAUDE_CODE_CHILD_NOTES_DIR",
-    "CLAUDE_CODE_LAUNCHED_BY_SESSION_IDS",
-    "CLAUDE_CODE_CHILD_SESSION",
-    "CLAUDE_CODE_SESSION_ATTENDED",
-    "CLAUDE_CODE_EXECPATH",
-    "CLAUDE_PID",
-    "CLAUDE_EFFORT",
-    "AI_AGENT",
-]
+# The markers a running session plants in its children's environment: environ.MARKERS, derived from a real session.
+DEFAULT_STRIP = list(MARKERS)
 
 
 class Key:
@@ -199,15 +208,17 @@ KEYS: dict[str, Key] = {
     "strip_env": Key(parse_list, lambda: list(DEFAULT_STRIP), "variables removed before claude starts (* = prefix)",
                      side=_LAUNCH),
     "keep_env": Key(parse_list, lambda: [], "variables never removed, even when strip_env matches them", side=_LAUNCH),
+    "die_with_parent": Key(parse_bool, lambda: True,
+                           "SDK launches (Linux): claude ends when the program that started it dies", side=_LAUNCH),
     "unknown_batch": Key(_choice("refuse", "escape"), lambda: "refuse",
                          "Windows: a claude .cmd that is not npm's shim: refuse, or run it with strict escaping",
                          side=_LAUNCH),
     # sweep side
     "idle_after": Key(parse_duration, lambda: 1800.0, "a session idle this long may be reaped", flags=_REAP),
-    "idle_cpu": Key(lambda v: float(parse_duration(v)), lambda: 1.0,
+    "idle_cpu": Key(parse_percent, lambda: 1.0,
                     "without Claude's own status: idle means CPU below this percent over cpu_window", flags=_REAP),
     "cpu_window": Key(parse_duration, lambda: 300.0, "the window over which idle CPU is judged", flags=_REAP),
-    "reap_attached": Key(parse_bool, lambda: False, "also reap idle sessions attached to a live terminal",
+    "reap_attached": Key(parse_bool, lambda: False, "also reap idle and duplicate sessions attached to a live terminal",
                          flags=_REAP),
     "grace": Key(parse_duration, lambda: 10.0, "SIGTERM, then SIGKILL after this long", flags=_REAP),
     "min_age": Key(parse_duration, lambda: 60.0, "never end a session younger than this", flags=_REAP),
@@ -217,6 +228,9 @@ KEYS: dict[str, Key] = {
     "memory_margin": Key(parse_size, lambda: 256 * 1024 * 1024, "reap until available memory is floor + margin",
                          flags=_REAP),
     "protect": Key(parse_list, lambda: [], "never end these: session ids, names, PIDs, or cwd prefixes", flags=_REAP),
+    "strays": Key(_choice("collateral", "all", "none"), lambda: "collateral",
+                  "strays of ended sessions that reap ends: collateral (leaks), all (also jobs left on purpose), "
+                  "none", flags=_REAP),
     "interval": Key(parse_duration, lambda: 60.0, "reap --watch: seconds between sweeps", flags=_REAP),
     "cooldown": Key(parse_duration, lambda: 15.0, "reap --watch: pause after ending something under memory pressure",
                     flags=_REAP),
@@ -248,6 +262,7 @@ class Settings:
     keep_markers: bool
     strip_env: list[str]
     keep_env: list[str]
+    die_with_parent: bool
     unknown_batch: str
     # sweep side
     idle_after: float
@@ -260,18 +275,22 @@ class Settings:
     memory_floor: float  # bytes, or a negative share of total memory (parse_size)
     memory_margin: float
     protect: list[str]
+    strays: str
     interval: float
     cooldown: float
 
     def __init__(self, values: dict[str, Any], sources: dict[str, str]) -> None:
         self.values = values
         self.sources = sources
+        self.problems: list[str] = []  # what load(lenient=True) set aside: each a message naming where
         for key, value in values.items():
             setattr(self, key, value)
 
     def replace(self, source: str, **changes: Any) -> Settings:
         """A copy with `changes` (already parsed values) taken from `source`; this one is left as it is."""
-        return Settings({**self.values, **changes}, {**self.sources, **dict.fromkeys(changes, source)})
+        copy = Settings({**self.values, **changes}, {**self.sources, **dict.fromkeys(changes, source)})
+        copy.problems = list(self.problems)
+        return copy
 
     def registry_dir(self) -> str:
         return self.state_dir or paths.state_dir()
@@ -309,23 +328,63 @@ def _read_toml(path: str) -> tuple[dict[str, Any], str]:
         raise GuardError(f"config {path}: invalid TOML: {e}; fix that line", ExitCode.CONFIG) from None
 
 
-def load(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
-    """Defaults < config file < CLAUDE_GUARD_<KEY> variables < `overrides` (command-line options)."""
+# CLAUDE_GUARD_* variables that are not settings but are read elsewhere (tests and benchmarks use their own
+# CLAUDE_GUARD_TEST_/BENCH_/SOAK_/FAULT_ prefixes). Any other CLAUDE_GUARD_* name is a typo worth a warning.
+OTHER_VARS = frozenset({
+    "CLAUDE_GUARD_CONFIG", "CLAUDE_GUARD_COOKIE", "CLAUDE_GUARD_BIN", "CLAUDE_GUARD_SHIM_DIR", "CLAUDE_GUARD_DEPTH",
+    "CLAUDE_GUARD_TIMER", "CLAUDE_GUARD_CRONTAB", "CLAUDE_GUARD_SYSTEMCTL", "CLAUDE_GUARD_SYSTEMD_DIR",
+    "CLAUDE_GUARD_LAUNCHCTL", "CLAUDE_GUARD_LAUNCHD_DIR", "CLAUDE_GUARD_SCHTASKS", "CLAUDE_GUARD_MEM_AVAILABLE_FILE",
+})
+_OTHER_PREFIXES = ("CLAUDE_GUARD_TEST_", "CLAUDE_GUARD_BENCH_", "CLAUDE_GUARD_SOAK_", "CLAUDE_GUARD_FAULT_")
+
+
+def unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """CLAUDE_GUARD_* names in `env` that the guard does not read (`CLAUDE_GUARD_MAX_SESSION=3`)."""
+    known = {"CLAUDE_GUARD_" + key.upper() for key in KEYS}
+    return sorted(name for name in env if name.startswith("CLAUDE_GUARD_") and name not in known
+                  and name not in OTHER_VARS and not name.startswith(_OTHER_PREFIXES))
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def load(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None, *,
+         lenient: bool = False) -> Settings:
+    """Defaults < config file < CLAUDE_GUARD_<KEY> variables < `overrides` (command-line options).
+
+    A problem in the file or the variables (unreadable or invalid file, unknown key or variable, bad value) is a
+    GuardError (CONFIG) naming file, line and key, or the variable. With `lenient` (a launch: the guard must not
+    take claude away over its own input) nothing is raised: each problem goes to `settings.problems`, and the
+    key it concerns keeps its default. A bad command-line option is always a USAGE error.
+    """
     env = os.environ if environ is None else environ
     path = env.get("CLAUDE_GUARD_CONFIG") or paths.config_file()
-    data, text = _read_toml(path)
+    problems: list[str] = []
+    try:
+        data, text = _read_toml(path)
+    except GuardError as e:
+        if not lenient:
+            raise
+        problems.append(e.message)
+        data, text = {}, ""
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for key, value in data.items():
         line = _line_of(text, key)
         where = f"{path}:{line}" if line else path
         if key not in KEYS:
-            raise GuardError(f"config {where}: unknown key {key!r}; `claude-guard config` lists the keys",
-                             ExitCode.CONFIG)
+            problems.append(f"config {where}: unknown key {key!r}{_did_you_mean(key, KEYS)}; "
+                            "`claude-guard config` lists the keys")
+            continue
         try:
             values[key] = KEYS[key].parse(value)
         except BadValue as e:
-            raise GuardError(f"config {where}: {key} = {value!r}: {e}", ExitCode.CONFIG) from None
+            problems.append(f"config {where}: {key} = {value!r}: {e}")
+            continue
         sources[key] = where
     for key, spec in KEYS.items():
         var = "CLAUDE_GUARD_" + key.upper()
@@ -333,8 +392,16 @@ def load(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] 
             try:
                 values[key] = spec.parse(env[var])
             except BadValue as e:
-                raise GuardError(f"{var}={env[var]!r}: {e}; fix or unset the variable", ExitCode.CONFIG) from None
+                problems.append(f"{var}={env[var]!r}: {e}; fix or unset the variable")
+                continue
             sources[key] = f"env {var}"
+    known = ["CLAUDE_GUARD_" + key.upper() for key in KEYS]
+    for var in unknown_variables(env):
+        problems.append(f"unknown variable {var}{_did_you_mean(var, known)}; the guard reads no such setting "
+                        "(`claude-guard config` lists them): rename or unset it")
+    if problems and not lenient:
+        more = f" (and {len(problems) - 1} more: `claude-guard doctor` lists them)" if len(problems) > 1 else ""
+        raise GuardError(problems[0] + more, ExitCode.CONFIG)
     for key, value in (overrides or {}).items():
         if value is None:
             continue
@@ -347,4 +414,6 @@ def load(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] 
         if key not in values:
             values[key] = spec.default()
             sources[key] = "default"
-    return Settings(values, sources)
+    settings = Settings(values, sources)
+    settings.problems = problems
+    return settings

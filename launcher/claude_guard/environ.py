@@ -14,6 +14,34 @@ if TYPE_CHECKING:
 
 COOKIE = "CLAUDE_GUARD_COOKIE"  # set on every guarded session; the sweep finds its strays by it
 
+# What a session adds to its children's environment, read from a real session by tests/test_env_real.py (Bash tool
+# commands, MCP servers; docs/real-claude-layout.md has the 2.1.330 dump) plus what `claude daemon` sets for its
+# background sessions. An entry ending in `*` is a prefix: used only where every name Claude has under it is a
+# marker (CLAUDE_CODE_SESSION_* is not: CLAUDE_CODE_SESSION_ACCESS_TOKEN is a credential). Configuration
+# (CLAUDE_CODE_USE_BEDROCK, CLAUDE_CODE_OAUTH_TOKEN, ANTHROPIC_*, proxies) is deliberately not here, nor are the tool
+# settings Claude gives every command (GIT_EDITOR=true, COREPACK_ENABLE_AUTO_PIN=0,
+# NoDefaultCurrentDirectoryInExePath=1, SHELL): they name no session, and a user may have set them on purpose.
+MARKERS = (
+    "CLAUDECODE",
+    "CLAUDECODE_*",
+    "CLAUDE_CODE_SESSION_ID",
+    "CLAUDE_CODE_SESSION_ATTENDED",
+    "CLAUDE_CODE_SESSION_KIND",
+    "CLAUDE_CODE_SESSION_NAME",
+    "CLAUDE_CODE_ENTRYPOINT",
+    "CLAUDE_CODE_EXECPATH",
+    "CLAUDE_CODE_CHILD_*",  # CHILD_SESSION (turns transcripts off in a nested claude), CHILD_NOTES_DIR
+    "CLAUDE_CODE_MESSAGING_*",  # SOCKET and TOKEN (2.1.330); SOCKET_TOKEN in earlier releases
+    "CLAUDE_CODE_LAUNCHED_BY_SESSION_IDS",
+    "CLAUDE_CODE_HOST_SHORT_TEMP_DIRS",
+    "CLAUDE_PROJECT_DIR",
+    "CLAUDE_PID",
+    "CLAUDE_EFFORT",
+    "CLAUDE_JOB_DIR",
+    "CLAUDE_BG_*",  # a background session's plumbing (sockets, tokens paths, backend)
+    "AI_AGENT",
+)
+
 
 def matches(name: str, patterns: Iterable[str]) -> bool:
     """`NAME` matches exactly; `PREFIX*` matches any name starting with PREFIX."""

@@ -152,6 +152,18 @@ class Census:
         return sorted(found)
 
 
+def _continued(plan: Plan) -> str | None:
+    """The session `claude --continue` will open here (None: a new one, or none to continue)."""
+    from . import claudefiles, paths, transcripts
+
+    background = frozenset(
+        cf.session_id for cf in claudefiles.read([paths.claude_sessions_dir()])
+        if cf.session_id and cf.kind and cf.kind != "interactive" and procs.alive(cf.pid, cf.proc_start))
+    interactive = plan.call.kind in ("interactive", "background")  # Claude's entrypoint "cli", not an SDK's
+    return transcripts.continued_session(paths.claude_dir(), _cwd(), interactive=interactive,
+                                         background_held=background)
+
+
 def _refuse_cap(census: Census, cap: int, waited: float | None, unguarded: bool) -> GuardError:
     pids = sorted(census.pids(unguarded))
     shown = ", ".join(map(str, pids[:8])) + (", ..." if len(pids) > 8 else "")
@@ -162,9 +174,10 @@ def _refuse_cap(census: Census, cap: int, waited: float | None, unguarded: bool)
         ExitCode.REFUSED)
 
 
-def _refuse_duplicate(session_id: str, holders: list[int]) -> GuardError:
+def _refuse_duplicate(session_id: str, holders: list[int], continues: bool = False) -> GuardError:
+    what = "--continue would reopen this folder's latest session, " if continues else ""
     return GuardError(
-        f"refused: session {session_id} is already open in PID {holders[0]}; resuming it twice would "
+        f"refused: {what}session {session_id} is already open in PID {holders[0]}; resuming it twice would "
         f"interleave its transcript. Close that session (or `kill {holders[0]}`), use --fork-session for a "
         "copy, or set on_duplicate = \"takeover\"", ExitCode.REFUSED)
 
@@ -226,6 +239,8 @@ def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = 
     cookie = plan.env.get(environ.COOKIE) or os.urandom(16).hex()
     plan.env[environ.COOKIE] = cookie
     sid = plan.call.session_id
+    if not sid and plan.call.continues:
+        sid = plan.call.session_id = _continued(plan)
     cap = settings.max_sessions
     wait = settings.on_cap == "wait"
     unguarded = settings.count_unguarded
@@ -247,7 +262,7 @@ def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = 
                     continue
                 if holders:
                     registry.log(f"refused duplicate session {sid} held by PIDs {holders}")
-                    raise _refuse_duplicate(sid, holders)
+                    raise _refuse_duplicate(sid, holders, plan.call.continues)
             running = len(census.pids(unguarded))
             position = next((i for i, w in enumerate(data["waiters"]) if w["pid"] == me), None)
             ahead = len(waiters) if position is None else sum(
@@ -286,14 +301,62 @@ def update_pid(registry: Registry, old_pid: int, new_pid: int) -> None:
         registry.save(data)
 
 
-def start(plan: Plan, on_spawn: Callable[[int], None] | None = None, unknown_batch: str = "refuse") -> int:
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent() -> str | None:
+    """Ask the kernel to send this process SIGTERM when the thread that started it exits (Linux only; the
+    request survives exec, so it reaches the real claude). Returns None when it is in force, else why not.
+
+    Why: an SDK host that dies (kill -9, OOM) otherwise leaves its claude child running until the next sweep.
+    Why only for SDK launches: ctypes costs a few milliseconds. The kernel watches the parent *thread*, so the
+    request is made only when that thread is the host's main thread: asyncio starts the Python SDK's CLI from
+    the loop's thread (the main thread under asyncio.run) and Node from its JavaScript thread, but anyio on trio
+    spawns from a worker thread that trio retires after a few idle seconds, which would end a live conversation.
+    macOS has no such request; on Windows the runner's job object ends claude with the guard.
+    """
+    if not sys.platform.startswith("linux"):
+        return "not Linux"
+    import signal
+
+    parent = os.getppid()
+    me = str(os.getpid())
+    try:
+        # CONFIG_PROC_CHILDREN: each thread's own children. No file, no proof: leave it to the sweep.
+        with open(f"/proc/{parent}/task/{parent}/children", "rb") as f:
+            if me.encode() not in f.read().split():
+                return "started from a thread other than its parent's main thread"
+    except OSError:
+        return "cannot tell which thread of its parent started it"
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            return "prctl refused"
+    except (OSError, AttributeError, ImportError):
+        return "no prctl in this C library"
+    if os.getppid() != parent:
+        # The parent died before the request took effect: the kernel will not send the signal now.
+        raise SystemExit(128 + int(signal.SIGTERM))
+    return None
+
+
+def start(plan: Plan, on_spawn: Callable[[int], None] | None = None, unknown_batch: str = "refuse",
+          with_parent: bool = False, log: Callable[[str], None] | None = None) -> int:
     """Run the plan: exec on POSIX (never returns), the wait-and-forward runner on Windows.
+
+    `with_parent`: claude ends when its parent does (die_with_parent; POSIX exec only).
 
     Windows has no exec, and a `.cmd` handed to CreateProcess would put cmd.exe (and its parsing of every
     argument) between the caller and claude: win.launch.plan starts npm's shim target directly instead, and
     refuses (or, with unknown_batch = "escape", strictly escapes) any other batch file.
     """
     if os.name == "posix":
+        if with_parent:
+            why_not = die_with_parent()
+            if why_not and log is not None:
+                log(f"die_with_parent not in force: {why_not}")
         try:
             os.execve(plan.program, plan.command, plan.env)
         except OSError as e:
@@ -322,12 +385,23 @@ def run_guarded(program: str | None, prefix: list[str], args: list[str], *, self
     say = warn or output.message
     env = os.environ if env is None else env
     if settings is None:
-        settings = config.load(env, overrides)
+        settings = config.load(env, overrides, lenient=True)
     if program is None:
         program = resolve.find_real_claude(settings.real_claude, env.get("PATH"), self_path)
     plan = prepare(program, prefix, args, env, settings)
     registry: Registry | None = None
-    if plan.call.session:
+    guarded = plan.call.session
+    if settings.problems and plan.call.session:
+        # The guard's own input is wrong: claude still starts (unguarded: no cap, no duplicate rule, nothing
+        # registered), with one line saying what to fix; `strict` (if it could be read) keeps it from starting.
+        more = f" (and {len(settings.problems) - 1} more)" if len(settings.problems) > 1 else ""
+        if settings.strict:
+            raise GuardError(f"{settings.problems[0]}{more}; strict = true, so claude was not started",
+                             ExitCode.CONFIG)
+        say(f"{settings.problems[0]}{more}; starting claude unguarded until this is fixed "
+            "(`claude-guard doctor` checks the config)")
+        guarded = False
+    if guarded:
         registry = Registry(settings.registry_dir(), settings.lock_timeout)
         try:
             admit(plan, settings, registry)
@@ -356,5 +430,7 @@ def run_guarded(program: str | None, prefix: list[str], args: list[str], *, self
         if reg is not None:
             update_pid(reg, os.getpid(), child)
 
-    sys.stdout.flush()
-    return start(plan, on_spawn, settings.unknown_batch)
+    if sys.stdout is not None:  # None when started with stdout closed (`>&-`)
+        sys.stdout.flush()
+    with_parent = settings.die_with_parent and plan.call.kind == "sdk"
+    return start(plan, on_spawn, settings.unknown_batch, with_parent, reg.log if reg is not None else None)

@@ -5,6 +5,9 @@
 - `procs`: per Claude process (key "pid:start"): a CPU reference sample taken on the awake clock, since
   when its CPU has stayed under `idle_cpu` (the idle test for sessions without Claude's own status), and
   the parent it had when first seen (a later change means it was reparented: an orphan).
+- `strays`: per process outside a live session's tree ("left", with the session) or directly under one
+  ("child_of"), while that session lived: once the session is gone, this says how the process was left
+  (strays.py); dropped when the process is gone.
 - `cooldown_until`: awake-clock time before which the memory policy waits (after a memory-pressure kill,
   the kernel needs a moment before available memory shows what was freed).
 - `counters`: sessions ended and bytes freed per reason, for `claude-guard metrics` (they survive reboots).
@@ -28,7 +31,7 @@ if TYPE_CHECKING:
 
     from .config import Settings
     from .reaper import Action
-    from .records import Book, Sample
+    from .records import Book, Sample, StraySeen
     from .sessions import View
 
 FILE = "sweep.json"
@@ -41,7 +44,7 @@ def key(pid: int, start: str) -> str:
 
 
 def empty(boot: str | None = None) -> Book:
-    return {"version": VERSION, "boot": boot or clock.boot_id(), "sleep": [], "procs": {},
+    return {"version": VERSION, "boot": boot or clock.boot_id(), "sleep": [], "procs": {}, "strays": {},
             "cooldown_until": 0.0, "counters": {"ended": {}, "freed_bytes": {}, "failed": 0, "sweeps": 0,
                                                 "last_sweep": 0.0}}
 
@@ -65,6 +68,8 @@ def load(folder: str) -> Book:
             fresh["sleep"] = data["sleep"]
         if isinstance(data.get("procs"), dict):
             fresh["procs"] = data["procs"]
+        if isinstance(data.get("strays"), dict):
+            fresh["strays"] = data["strays"]
         if isinstance(data.get("cooldown_until"), (int, float)):
             fresh["cooldown_until"] = float(data["cooldown_until"])
     return fresh
@@ -113,6 +118,30 @@ def observe(book: Book, view: View, settings: Settings) -> None:
                 rec["ref"], rec["judged"] = [view.awake, s.cpu], True
         new[k] = rec
     book["procs"] = new
+    _observe_strays(book, view)
+
+
+def _observe_strays(book: Book, view: View) -> None:
+    """Note, while sessions live, which processes already left their trees (kept, should the session end)
+    and which are claude's direct children (collateral, should it die); forget processes that are gone."""
+    rows = view.table.rows
+    old = book["strays"]
+    new: dict[str, StraySeen] = {}
+    for k, rec in old.items():
+        pid, _, start = k.partition(":")
+        row = rows.get(int(pid)) if pid.isdigit() else None
+        if row is not None and row.start == start and isinstance(rec, dict):
+            new[k] = rec
+    sessions = {s.pid for s in view.sessions}
+    for s in view.sessions:
+        for child in view.table.children.get(s.pid, ()):
+            row = rows.get(child)
+            if row is not None and child not in sessions:
+                new.setdefault(key(child, row.start), {"child_of": s.pid})
+    for st in view.strays:
+        if st.owner is not None:
+            new[key(st.pid, st.start)] = {"left": key(st.owner.pid, st.owner.start)}
+    book["strays"] = new
 
 
 def count(book: Book, reason: str, freed: int) -> None:

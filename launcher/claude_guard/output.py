@@ -14,17 +14,25 @@ PREFIX = "claude-guard: "
 
 def message(line: str) -> None:
     """One line on stderr, prefixed so a user can tell it from claude's own output."""
+    # Started with stderr closed (`2>&-`), Python sets sys.stderr to None. Nothing is written then: fd 2
+    # may since have been reused by a file of ours (the registry lock), which must not receive the line.
+    stream = sys.stderr
+    if stream is None:
+        return
     try:
-        sys.stderr.write(PREFIX + line.replace("\n", " ") + "\n")
-        sys.stderr.flush()
+        stream.write(PREFIX + line.replace("\n", " ") + "\n")
+        stream.flush()
     except (OSError, ValueError):
         pass  # a closed stderr must not turn into a traceback or a refused launch
 
 
 def data(text: str) -> None:
-    """Command output (tables, JSON, config listings) on stdout."""
-    sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
-    sys.stdout.flush()
+    """Command output (tables, JSON, config listings) on stdout (dropped when stdout was closed: `>&-`)."""
+    stream = sys.stdout
+    if stream is None:
+        return
+    stream.write(text if text.endswith("\n") or not text else text + "\n")
+    stream.flush()
 
 
 def use_colour(stream: object = None) -> bool:

@@ -3,8 +3,10 @@
 Policies, applied in this order; a session is taken by the first that picks it:
   dead       registry entries whose process is gone are pruned; Claude's stale session files are reported
   orphan     its parent is gone and no live terminal holds it (SDK sessions whose host died included)
-  stray      processes that left a session's tree (own process group, reparented) whose session is gone
-  duplicate  the newer of two live processes on one session id
+  stray      processes that left a session's tree (own process group, reparented) whose session is gone:
+             the collateral ones (strays.py), or all of them with `strays = "all"`
+  duplicate  the copies of a session (one id, one user) other than the one in use (attached ones only
+             with `reap_attached`)
   idle       idle at least `idle_after` (awake time; attached sessions only with `reap_attached`)
   over-age   older than `max_age` (off by default)
   over-cap   more live sessions than `max_sessions`: idle ones, longest idle first, down to the cap
@@ -13,8 +15,10 @@ Policies, applied in this order; a session is taken by the first that picks it:
 
 Whatever the policy, a session is never ended when: the reaper runs inside it (it is the reaper or one of
 its ancestors, or the reaper is in its tree); it belongs to another user (unless root and --all-users);
-it matches `protect`; its age is unknown or under `min_age`. Processes are only signalled when found to be
-Claude Code or a descendant of one (by tree or by the markers in their environment).
+it matches `protect`; its age is unknown or under `min_age`. These hold for every process a plan would signal:
+a tree holding a session (or PID) that must be kept is kept whole. Processes are only signalled when found to
+be Claude Code or a descendant of one (by tree or by the markers in their environment), and never when their
+real, effective and saved user ids differ (a set-user-id program).
 
 Ending: SIGTERM to the session's whole tree (descendants that left it included), SIGKILL to whatever is
 still there after `grace`. Right before every signal the target is re-checked: same pid and start token,
@@ -36,7 +40,8 @@ import signal
 import sys
 import time
 
-from . import files, jsonio, paths, proc, procs, resolve, sessions
+from . import environ, files, jsonio, paths, proc, procs, resolve, sessions
+from . import strays as stray_rules
 from .output import human_bytes, human_duration
 
 TYPE_CHECKING = False
@@ -121,6 +126,7 @@ class Plan:
         self.stale: list[ClaudeFile] = []
         self.memory: dict[str, Any] | None = None
         self.notes: list[str] = []
+        self.kept: list[tuple[Stray, str]] = []  # strays this sweep leaves running, and why
 
     @property
     def freed(self) -> int:
@@ -137,12 +143,14 @@ class Plan:
             "stale_session_files": [{"pid": f.pid, "session_id": f.session_id, "path": f.path} for f in self.stale],
             "memory": self.memory,
             "notes": self.notes,
+            "kept_strays": [{**st.json(), "why": why} for st, why in self.kept],
             "summary": {
                 "sessions": sum(1 for a in self.actions if a.session),
                 "strays": sum(1 for a in self.actions if a.stray),
                 "ended": len(ended),
                 "failed": sum(1 for a in self.actions if a.outcome == "failed"),
                 "freed_bytes": self.freed,
+                "kept_strays": len(self.kept),
             },
         }
 
@@ -160,6 +168,13 @@ class Rules:
         self.all_users = bool(all_users and self.uid == 0 and not backend.windows)
         self.min_age = settings.min_age
         self.reap_attached = settings.reap_attached
+        # The reaper's own markers: started from a Bash tool (even one that left the tree, `nohup claude-guard
+        # reap --watch &`), it carries its session's cookie and CLAUDE_PID, and never ends that session.
+        self.cookie = os.environ.get(environ.COOKIE) or None
+        self.claude_pid = os.environ.get("CLAUDE_PID", "")
+        self.session_id = os.environ.get("CLAUDE_CODE_SESSION_ID") or None
+        mine = backend.read(self.me)
+        self.born = mine.created if mine is not None else None
         self.pids: set[int] = set()
         self.names: set[str] = set()
         self.folders: list[str] = []
@@ -188,10 +203,28 @@ class Rules:
             return True
         return sessions.within(cwd, self.folders)
 
+    def started_from(self, s: Session) -> bool:
+        """The reaper was started inside `s` (its markers name it), wherever it runs now. A CLAUDE_PID names
+        `s` only when `s` is older than the reaper (a reused PID is not its session); the session id counts
+        only without the other two."""
+        if self.cookie and s.cookie == self.cookie:
+            return True
+        if self.claude_pid:
+            return self.claude_pid == str(s.pid) and self.born is not None and s.row.created <= self.born + 1.0
+        return self.cookie is None and self.session_id is not None and s.session_id == self.session_id
+
+    def setuid(self, pid: int) -> bool:
+        """A set-user-id process: its real, effective and saved user ids differ. It may have
+        inherited a user's markers while running as someone else: never signalled."""
+        ids = self.backend.ids(pid)
+        return ids is not None and len(set(ids)) > 1
+
     def veto(self, s: Session, attached_matters: bool) -> str | None:
         """Why `s` must not be ended, or None."""
         if self.mine(s.pid) or self.me in s.tree:
             return "the reaper runs inside this session"
+        if self.started_from(s):
+            return "the reaper was started from inside this session (it carries its markers)"
         if not self.owner_ok(s.row.uid, s.row.user):
             return f"belongs to {self.backend.owner(s.row)} (only root with --all-users ends other users' sessions)"
         if self.protected(s.pid, (s.session_id, s.name), s.cwd):
@@ -209,8 +242,11 @@ class Rules:
             return "the reaper runs inside it"
         if not self.owner_ok(st.row.uid, st.row.user):
             return f"belongs to {self.backend.owner(st.row)}"
-        cwd = self.backend.cwd(st.pid)
-        if self.protected(st.pid, (st.session_id,), cwd):
+        if st.holds:
+            return f"its tree holds live session PID {', '.join(map(str, st.holds))}"
+        if self.setuid(st.pid):
+            return "set-user-id: its real, effective and saved user ids differ (never signalled)"
+        if self.protected(st.pid, (st.session_id,), st.cwd) or any(p in self.pids for p in st.tree):
             return "matches protect"
         age = view.now - st.row.created if st.row.created else None
         if age is None or age < self.min_age:
@@ -251,13 +287,20 @@ def _bytes(setting: float, total: int) -> int:
 def plan(view: View, settings: Settings, *, all_users: bool = False, force: bool = False,
          only: Iterable[str] | None = None, cooldown_until: float = 0.0,
          memory: Callable[[], tuple[int, int]] = available_memory) -> Plan:
-    """Decide what to end: each policy of POLICIES (or of `only`) in turn. Nothing is signalled here."""
-    planner = _Planner(view, settings, Rules(settings, all_users, view.backend))
+    """Decide what to end: each policy of POLICIES (or of `only`) in turn, then what is kept is listed.
+    Nothing is signalled here."""
+    p = _Planner(view, settings, Rules(settings, all_users, view.backend))
     wanted = set(only or POLICIES)
     for name in POLICIES:
         if name in wanted:
-            _POLICIES[name](planner, force=force, cooldown_until=cooldown_until, memory=memory)
-    return planner.out
+            _POLICIES[name](p, force=force, cooldown_until=cooldown_until, memory=memory)
+    if "orphan" in wanted:
+        for s in p.live:
+            if s.detached:
+                p.out.skips.append(Skip(s.pid, s.session_id, "orphan", sessions.DETACHED))
+    if "stray" in wanted:
+        _list_kept(p.out, view, p.mode, p.gone_with)
+    return p.out
 
 
 class _Planner:
@@ -267,33 +310,51 @@ class _Planner:
         self.view, self.settings, self.rules = view, settings, rules
         self.out = Plan(view.backend)
         self.taken: set[int] = set()
-        self.owned: dict[int, list[Stray]] = {}  # live session pid -> its strays (ended with it)
+        self.mode = settings.strays  # which strays are ended: collateral (default), all, none
+        self.owned: dict[int, list[Stray]] = {}  # live session pid -> the strays it left
         for st in view.strays:
             if st.owner is not None:
                 self.owned.setdefault(st.owner.pid, []).append(st)
+        self.by_pid = {s.pid: s for s in view.sessions}
+        self.gone_with: set[int] = set()  # strays that go with their session
         self.live = sorted(view.sessions, key=lambda x: x.pid)
 
     def take(self, s: Session, policy: str, detail: str, attached_matters: bool = False) -> bool:
-        """Plan to end `s` with its whole tree and its strays, unless a rule vetoes it (then say why)."""
+        """Plan to end `s` with its whole tree (and, with strays = all, the jobs it left), unless a never-end
+        rule holds for it or for any process of its tree (then say why)."""
         if s.pid in self.taken:
             return False
-        rules, view = self.rules, self.view
+        rules, view, out = self.rules, self.view, self.out
         why = rules.veto(s, attached_matters)
         if why:
-            self.out.skips.append(Skip(s.pid, s.session_id, policy, why))
+            out.skips.append(Skip(s.pid, s.session_id, policy, why))
             return False
+        # The never-end rules hold for every process the plan would signal: a nested session that must be
+        # kept keeps the whole tree (ending its parent gracefully would end it too: claude ends its tool
+        # shells, and the nested session runs in one).
+        for p in s.tree:
+            nested = self.by_pid.get(p)
+            why = rules.veto(nested, False) if nested is not None else ("matches protect" if p in rules.pids
+                                                                        else None)
+            if why:
+                out.skips.append(Skip(p, nested.session_id if nested else None, policy,
+                                      f"{why}; kept, and with it the tree of PID {s.pid}"))
+                out.skips.append(Skip(s.pid, s.session_id, policy, f"its tree holds PID {p}, which is kept ({why})"))
+                return False
         targets = [(s.pid, s.start, True)]
         rss = s.rss
         for p in s.tree:
             row = view.table.rows.get(p)
-            if row is not None and not rules.mine(p):
+            if row is not None and not rules.mine(p) and not rules.setuid(p):
                 targets.append((p, row.start, False))
                 rss += row.rss if p not in s.own else 0  # nested sessions' trees are not in s.rss yet
-        for st in self.owned.get(s.pid, []):
-            if not rules.mine(st.pid) and rules.owner_ok(st.row.uid, st.row.user):  # goes with its session, any age
-                targets += _stray_targets(st, view, rules)
-                rss += st.rss
-        self.out.actions.append(Action(policy, detail, session=s, targets=targets, rss=rss))
+        if self.mode == "all":  # the jobs it left go with it
+            for st in self.owned.get(s.pid, []):
+                if rules.veto_stray(st, view) in (None, "younger than min_age"):  # goes with its session, any age
+                    targets += _stray_targets(st, view, rules)
+                    rss += st.rss
+                    self.gone_with.add(st.pid)
+        out.actions.append(Action(policy, detail, session=s, targets=targets, rss=rss))
         self.taken.add(s.pid)
         return True
 
@@ -311,23 +372,28 @@ def _policy_orphan(p: _Planner, **_: Any) -> None:
 
 
 def _policy_stray(p: _Planner, **_: Any) -> None:
-    """Strays whose session has ended (those of a live session go with it)."""
+    """Strays whose session has ended: the collateral ones, or all with strays = all (those of a live session go
+    with it; the others are listed as kept)."""
+    if p.mode == "none":
+        return
     for st in p.view.strays:
-        if st.owner is not None:
-            continue
+        if st.owner is not None or (p.mode == "collateral" and st.how == stray_rules.KEPT):
+            continue  # listed as kept at the end
         why = p.rules.veto_stray(st, p.view)
         if why:
-            p.out.skips.append(Skip(st.pid, st.session_id, "stray", why))
+            p.out.kept.append((st, why))
             continue
         marker = next(f"{m}={st.env[m][:12]}" for m in sessions.MARKERS if st.env.get(m))
-        p.out.actions.append(Action("stray", f"left behind by a session that has ended ({marker})", stray=st,
+        p.out.actions.append(Action("stray", f"{st.why}; its session has ended ({marker})", stray=st,
                                     targets=_stray_targets(st, p.view, p.rules), rss=st.rss))
 
 
 def _policy_duplicate(p: _Planner, **_: Any) -> None:
     for s in p.live:
         if s.duplicate_of:
-            p.take(s, "duplicate", f"session {s.session_id} is also open in older PID {s.duplicate_of}")
+            # An attached copy is someone's terminal: kept unless reap_attached, as for idle.
+            p.take(s, "duplicate", f"session {s.session_id} is also open in PID {s.duplicate_of}, which is kept: "
+                                   f"{s.duplicate_why}", attached_matters=True)
 
 
 def _policy_idle(p: _Planner, **_: Any) -> None:
@@ -405,6 +471,24 @@ _POLICIES: dict[str, Callable[..., None]] = {
 }
 
 
+def _list_kept(out: Plan, view: View, mode: str, gone_with: set[int]) -> None:
+    """Every stray this sweep leaves running, with why: `ps` lists them, `reap` reports them."""
+    listed = {st.pid for st, _ in out.kept} | gone_with | {a.pid for a in out.actions if a.stray}
+    how_to = "`claude-guard ps` lists it; `reap --strays all` ends it"
+    for st in view.strays:
+        if st.pid in listed:
+            continue
+        if mode == "none":
+            why = f"strays = none; {st.why}"
+        elif st.owner is not None:
+            why = st.why + ("" if mode == "all" else f"; {how_to} with its session")
+        else:
+            why = f"{st.why}; {how_to}"
+        out.kept.append((st, why))
+    for st, why in out.kept:
+        out.skips.append(Skip(st.pid, st.session_id, "stray", why))
+
+
 class Sweep:
     """What one sweep did: its plan (actions with their outcomes) and how many sessions it saw live."""
 
@@ -467,7 +551,7 @@ def _stray_targets(st: Stray, view: View, rules: Rules) -> list[tuple[int, str, 
     out = [(st.pid, st.start, False)]
     for p in st.tree:
         row = view.table.rows.get(p)
-        if row is not None and not rules.mine(p) and rules.owner_ok(row.uid, row.user):
+        if row is not None and not rules.mine(p) and rules.owner_ok(row.uid, row.user) and not rules.setuid(p):
             out.append((p, row.start, False))
     return out
 
@@ -532,23 +616,35 @@ def _wait(actions: list[Action], deadline: float, alive: Callable[[int, str], bo
 
 def resume_hint(s: Session) -> str | None:
     """`cd <cwd> && claude --resume <id>` when the conversation has a transcript (Claude resumes per folder)."""
-    if not s.session_id:
+    return resume_command(s.session_id, s.cwd, os.path.dirname(os.path.dirname(s.file.path)) if s.file else None)
+
+
+def resume_command(session_id: str | None, cwd: str | None, base: str | None) -> str | None:
+    """The command that resumes conversation `session_id` in `cwd`, when Claude's folder `base` (default: the
+    user's) holds its transcript."""
+    if not session_id:
         return None
-    base = os.path.dirname(os.path.dirname(s.file.path)) if s.file else paths.claude_dir()
+    base = base or paths.claude_dir()
     import glob
 
-    if not glob.glob(os.path.join(glob.escape(os.path.join(base, "projects")), "*", f"{s.session_id}.jsonl")):
+    transcripts = os.path.join(glob.escape(os.path.join(base, "projects")), "*", f"{glob.escape(session_id)}.jsonl")
+    if not glob.glob(transcripts):
         return None
-    command = f"claude --resume {s.session_id}"
-    if not s.cwd:
-        return command
-    if os.name == "nt":
-        # pushd changes the drive too, in cmd.exe and in PowerShell (where `cd /d` fails); a Windows path
-        # cannot hold a double quote. `&&` needs PowerShell 7 (or cmd.exe).
-        return f'pushd "{s.cwd}" && {command}'
     import shlex
 
-    return f"cd {shlex.quote(s.cwd)} && {command}"
+    if os.name == "nt":
+        # cmd.exe and PowerShell 7 both take a double-quoted word literally except for `"` (ends it), `%`
+        # (cmd.exe expands it) and `$` and backquote (PowerShell expands them): a part holding one of those
+        # cannot be quoted for both, so no hint is given rather than one that would run something else.
+        # pushd changes the drive too (where `cd /d` fails in PowerShell); `&&` needs PowerShell 7 or cmd.exe.
+        parts = [session_id, *([cwd] if cwd else [])]
+        if any(c in part for part in parts for c in '"%$`'):
+            return None
+        command = f'claude --resume "{session_id}"'
+        return f'pushd "{cwd}" && {command}' if cwd else command
+    # Every part is quoted: the id comes from a file or a command line someone else may have written.
+    command = f"claude --resume {shlex.quote(session_id)}"
+    return f"cd {shlex.quote(cwd)} && {command}" if cwd else command
 
 
 def audit(out: Plan) -> None:

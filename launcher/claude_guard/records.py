@@ -55,6 +55,14 @@ class Sample(TypedDict):
     ppid: int  # its parent when first seen
 
 
+class StraySeen(TypedDict, total=False):
+    """The ledger's memory of one process outside a live session's tree, or a direct child of one
+    ("pid:start"): what it was while its session lived (strays.judge reads it once the session is gone)."""
+
+    left: str  # "pid:start" of the live session whose tree it had already left: kept
+    child_of: int  # the live claude it was a direct child of: collateral
+
+
 class Counters(TypedDict):
     ended: dict[str, int]  # sessions ended, per reason
     freed_bytes: dict[str, int]
@@ -70,5 +78,6 @@ class Book(TypedDict):
     boot: str
     sleep: list[list[float]]
     procs: dict[str, Sample]
+    strays: dict[str, StraySeen]
     cooldown_until: float
     counters: Counters

@@ -15,7 +15,7 @@ properties of the backend (proc/portable.py), asked through `backend.windows` an
 
 States (one per session, the first that applies, in this order):
   orphan     its parent is gone (reparented) and it has no live terminal
-  duplicate  another live process holds the same session id and started earlier
+  duplicate  another live process of the same user holds the same session id and is the copy in use
   over-age   older than `max_age` (only when max_age is set)
   idle       Claude says idle or waiting; without a status, CPU stayed under `idle_cpu` over `cpu_window`
   unguarded  started around the guard (not in the registry), otherwise fine
@@ -29,6 +29,7 @@ import sys
 import time
 
 from . import argv, claudefiles, clock, environ, paths, proc, resolve
+from . import strays as stray_rules
 from .claudefiles import ClaudeFile
 from .proc import GONE_STATES, Backend, Proc, same_user
 
@@ -38,16 +39,18 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .config import Settings
-    from .records import Book, Entry, RegistryData, Sample
+    from .records import Book, Entry, RegistryData, Sample, StraySeen
 
 STATES = ("orphan", "duplicate", "over-age", "idle", "unguarded", "active")
 IDLE_STATUSES = frozenset({"idle", "waiting"})  # Claude's own statuses that mean "nothing running"
+BUSY_STATUSES = frozenset({"busy", "shell"})  # ... and that mean "working right now"
 # Markers a session's descendants carry in their environment (the guard's cookie, and Claude's own).
 MARKERS = (environ.COOKIE, "CLAUDE_CODE_SESSION_ID", "CLAUDE_PID")
 # What the sweep reads of a process's environment: the markers, and where its Claude keeps its files.
 WANTED_ENV = (*MARKERS, "CLAUDE_CONFIG_DIR")
-# Parents that a process is handed to when its own parent dies (init, and the usual subreapers).
-ADOPTERS = frozenset({"systemd", "init", "launchd", "tini", "dumb-init", "catatonit"})
+# What `ps --json` notes for a detached session (docs/sweep.md, "Detached at launch").
+DETACHED = ("detached: its parent was PID 1 from its launch (its launcher had exited, or a service started it); "
+            "nothing it depended on went away, so it is not an orphan")
 
 
 class Table:
@@ -115,7 +118,9 @@ class Session:
         self.parent_name: str | None = None
         self.orphan = False
         self.orphan_why = ""
-        self.duplicate_of: int | None = None
+        self.detached = False  # launched with parent 1 (see _judge_orphan): not an orphan
+        self.duplicate_of: int | None = None  # the copy of the same session that is kept
+        self.duplicate_why = ""
         self.over_age = False
         self.cookie: str | None = None
         self.state = "active"
@@ -127,6 +132,7 @@ class Session:
     def json(self) -> dict[str, Any]:
         """The object `ps --json` prints (schema in docs/sweep.md; keys are only ever added)."""
         return {
+            "type": "session",
             "pid": self.pid,
             "start": self.start,
             "session_id": self.session_id,
@@ -150,6 +156,8 @@ class Session:
             "duplicate_of": self.duplicate_of,
             "uid": self.row.uid,
             "argv": self.row.cmdline,
+            "detached": self.detached,
+            "note": DETACHED if self.detached else None,
         }
 
 
@@ -160,7 +168,8 @@ def _round(value: float | None, digits: int = 1) -> float | None:
 class Stray:
     """A process outside every live session's tree that carries a session's markers: a Bash-tool command in
     its own process group, or a grandchild reparented to init. `owner` is the live session it came from,
-    or None when that session is gone (then it is an orphaned descendant of a dead session)."""
+    or None when that session is gone (then it is an orphaned descendant of a dead session). `how` is
+    "collateral" or "kept" (strays.py), `why` says from what."""
 
     def __init__(self, row: Proc, env: dict[str, str]) -> None:
         self.row = row
@@ -170,15 +179,35 @@ class Stray:
         self.owner: Session | None = None
         self.tree: list[int] = []
         self.rss = row.rss
+        self.how = stray_rules.KEPT
+        self.why = ""
+        self.holds: list[int] = []  # live sessions in its tree (a tmux server holding one): never ended
+        self.age: float | None = None
+        self.cwd: str | None = None
+        self.ports: list[int] = []  # TCP ports its group listens on (filled by `ps`)
+        self.resume: str | None = None  # `claude --resume <id>` (filled by `ps`)
 
     @property
     def session_id(self) -> str | None:
         return self.env.get("CLAUDE_CODE_SESSION_ID") or (self.owner.session_id if self.owner else None)
 
+    @property
+    def pids(self) -> list[int]:
+        return [self.pid, *self.tree]
+
+    @property
+    def end(self) -> str:
+        """How its user ends it by hand."""
+        return stray_rules.end_hint(self.pids)
+
     def json(self) -> dict[str, Any]:
-        return {"pid": self.pid, "start": self.start, "session_id": self.session_id,
+        """A stray's object in `ps --json` and `reap --json`'s `kept_strays` (docs/sweep.md)."""
+        return {"type": "stray", "pid": self.pid, "start": self.start, "session_id": self.session_id,
                 "owner_pid": self.owner.pid if self.owner else None, "rss_bytes": self.rss,
-                "processes": 1 + len(self.tree), "argv": self.row.cmdline}
+                "processes": 1 + len(self.tree), "argv": self.row.cmdline, "state": self.how, "how": self.how,
+                "why": self.why, "age_s": _round(self.age), "cwd": self.cwd, "uid": self.row.uid,
+                "pids": self.pids, "ports": self.ports, "resume": self.resume,
+                "end": self.end}
 
 
 class View:
@@ -223,12 +252,13 @@ def collect(settings: Settings, *, registry: RegistryData | None = None, ledger:
     sessions = _claude_processes(table, backend)
     dead = _match_registry(data, sessions, table, backend)
     stale = _match_files(sessions, table, me, backend)
+    left = stale  # every file left behind, before --under narrows what is reported
     nested = {s.pid for s in sessions}
     offset = clock.asleep_total()
     for s in sessions:
         sample = seen.get(f"{s.pid}:{s.start}")
         parent, stale_parent = _describe(s, table, nested, now, backend)
-        _judge_orphan(s, parent, sample, stale_parent)
+        _judge_orphan(s, parent, sample, stale_parent, table=table, backend=backend)
         _judge_idle(s, settings, sample, sleep, offset, now, awake)
         s.over_age = bool(settings.max_age) and s.age is not None and s.age >= settings.max_age
 
@@ -237,15 +267,17 @@ def collect(settings: Settings, *, registry: RegistryData | None = None, ledger:
     if under is not None:
         scope = [os.path.realpath(os.path.expanduser(d)) for d in under]
         sessions = [s for s in sessions if within(s.cwd, scope)]
-    _judge_duplicates(sessions)
+        stale = [f for f in stale if not f.cwd or within(f.cwd, scope)]  # another project's leftovers: not here
+    _judge_duplicates(sessions, backend)
     for s in sessions:
         s.state = ("orphan" if s.orphan else "duplicate" if s.duplicate_of else "over-age" if s.over_age
                    else "idle" if s.is_idle else "unguarded" if not s.guarded else "active")
 
-    lost = _strays(table, every, backend, me if not all_users else None, my_name if not all_users else None) \
-        if strays else []
+    known = {e.get("cookie") for e in data["sessions"]} - {None, ""}
+    lost = _strays(table, every, backend, me if not all_users else None, my_name if not all_users else None,
+                   known=known, seen=ledger["strays"] if ledger else {}, now=now, left=left) if strays else []
     if under is not None:
-        lost = [st for st in lost if within(backend.cwd(st.pid), scope)]
+        lost = [st for st in lost if within(st.cwd, scope)]
     return View(table, sessions, lost, dead, stale, now, awake, backend)
 
 
@@ -293,6 +325,8 @@ def _match_files(sessions: list[Session], table: Table, me: int | None, backend:
     def match(folders: list[str]) -> None:
         for found in claudefiles.read(folders):
             writer = table.rows.get(found.pid)
+            if writer is not None and not found.belongs_to(writer):
+                continue  # planted by someone else (a user's folder naming another user's process): no file
             if writer is None or writer.state in GONE_STATES or not found.matches(writer, backend):
                 stale.append(found)  # its process is gone (killed before it could remove the file)
             elif found.pid in by_pid:
@@ -341,17 +375,59 @@ def _describe(s: Session, table: Table, nested: set[int], now: float, backend: B
     return parent, stale_parent
 
 
-def _judge_duplicates(sessions: list[Session]) -> None:
-    """Stage 5: of the live processes on one session id, each but the oldest is a duplicate."""
-    holders: dict[str, list[Session]] = {}
+def _judge_duplicates(sessions: list[Session], backend: Backend) -> None:
+    """Stage 5: of the live processes of one user on one session id, the copy in use is kept and every
+    other is a duplicate of it.
+
+    Only processes of one owner are compared: session ids are readable by anyone in /proc/<pid>/cmdline,
+    so another user's process naming your session says nothing about yours. The copy kept is the one a
+    person is using, never the older by age alone: attached to a live terminal first, then the most recently
+    active (Claude's status says busy now, else the latest of its status change and its transcript's last
+    write), and only when nothing tells them apart the newer, as the launch's takeover keeps the newest.
+    """
+    holders: dict[tuple[object, str], list[Session]] = {}
     for s in sessions:
         if s.session_id:
-            holders.setdefault(s.session_id, []).append(s)
+            owner: object = (s.row.user or "").casefold() if backend.windows else s.row.uid
+            holders.setdefault((owner, s.session_id), []).append(s)
     for group in holders.values():
-        if len(group) > 1:
-            group.sort(key=lambda x: (x.row.created, x.pid))
-            for later in group[1:]:
-                later.duplicate_of = group[0].pid
+        if len(group) < 2:
+            continue
+        ranked = sorted(group, key=_in_use, reverse=True)
+        keep = ranked[0]
+        for s in ranked[1:]:
+            s.duplicate_of = keep.pid
+            if keep.attached and not s.attached:
+                s.duplicate_why = f"attached to {keep.terminal}; this copy has no live terminal"
+            elif _in_use(keep)[1] > _in_use(s)[1]:
+                s.duplicate_why = "active more recently (Claude's status and transcript)"
+            else:
+                s.duplicate_why = "the newer copy (nothing else tells them apart; takeover keeps the newest too)"
+
+
+def _in_use(s: Session) -> tuple[bool, float, float, int]:
+    """How much a copy of a session is in use, for `_judge_duplicates` (greater: more)."""
+    if s.status in BUSY_STATUSES:
+        active = float("inf")
+    else:
+        status_at = (s.file.status_at if s.file else None) or 0.0
+        active = max(status_at, _transcript_written(s))
+    return (s.attached, active, s.row.created, s.pid)
+
+
+def _transcript_written(s: Session) -> float:
+    """When this copy's transcript was last written (Claude keeps one per folder and session id:
+    `<claude dir>/projects/<cwd, every character outside [A-Za-z0-9] as '-'>/<id>.jsonl`); 0 when unknown."""
+    if not s.cwd or not s.session_id:
+        return 0.0
+    folder = "".join(c if c.isascii() and c.isalnum() else "-" for c in s.cwd)
+    if len(folder) > 200:
+        return 0.0  # Claude shortens such names with a hash of its own
+    base = os.path.dirname(os.path.dirname(s.file.path)) if s.file else paths.claude_dir()
+    try:
+        return os.stat(os.path.join(base, "projects", folder, s.session_id + ".jsonl")).st_mtime
+    except (OSError, ValueError):
+        return 0.0
 
 
 def within(folder: str | None, scope: Iterable[str]) -> bool:
@@ -403,10 +479,19 @@ def _read_registry(settings: Settings) -> RegistryData:
     return Registry(settings.registry_dir()).peek()
 
 
-def _judge_orphan(s: Session, parent: Proc | None, seen: Sample | None,
-                  stale_parent: bool = False) -> None:
-    """Orphan: the parent it was started by is gone, and no live terminal holds it. `stale_parent`: its
-    parent PID no longer names its parent (Windows, see Portable.parent_gone)."""
+def _judge_orphan(s: Session, parent: Proc | None, seen: Sample | None, stale_parent: bool = False, *,
+                  table: Table | None = None, backend: Backend | None = None) -> None:
+    """Orphan: the parent it was started by is gone (it was adopted), and no live terminal holds it.
+    `stale_parent`: its parent PID no longer names its parent (Windows, see Portable.parent_gone).
+
+    Adoption is judged by evidence that the parent changed, never by the parent's name: tini, systemd
+    (`systemd-run --user`) or a container's init may well have started a session themselves. Evidence:
+    the parent recorded at launch (registry) or seen by an earlier sweep (ledger) is not its parent now; its
+    parent started after it (no process is older than its child: this one took it over); or it was born in
+    a session whose leader has exited and that is neither its own nor its parent's (a child starts in its
+    parent's session unless it makes its own, so it has another parent now: the shell of a closed terminal
+    or a service that died left it behind).
+    """
     row = s.row
     why = ""
     expected = (s.entry.get("guard_pid") or s.entry.get("ppid")) if s.entry else None
@@ -414,18 +499,47 @@ def _judge_orphan(s: Session, parent: Proc | None, seen: Sample | None,
         why = f"its parent (PID {expected}) is gone"
     elif seen and isinstance(seen.get("ppid"), int) and seen["ppid"] > 1 and seen["ppid"] != row.ppid:
         why = f"its parent (PID {seen['ppid']}) is gone"
-    elif row.ppid <= 1 and expected != row.ppid:
-        why = "reparented to init"
-    elif parent is not None and parent.comm in ADOPTERS and expected != row.ppid:
-        why = f"reparented to {parent.comm} (PID {row.ppid})"
     elif stale_parent:
         why = f"its parent (PID {row.ppid}) is gone"
+    elif expected is None and parent is not None and parent.created > row.created:
+        why = f"adopted by PID {row.ppid} ({parent.comm}), which started after it"
+    elif expected is None and table is not None and backend is not None:
+        leader = _lost_session(row, table, backend)
+        if leader:
+            name = parent.comm if parent is not None else "?"
+            why = f"adopted by PID {row.ppid} ({name}): the session it was started in (led by PID {leader}) has " \
+                  "lost its leader"
+    if not why and row.ppid == 1:
+        # Launched with parent 1 (registered so), or first seen there with no evidence of an earlier parent:
+        # the same rule guarded or not. Nothing it depended on went away (docs/sweep.md, "Detached at launch").
+        s.detached = True
+        return
     if why and s.attached:
         s.orphan_why = why + f", but attached to live terminal {s.terminal}"
         return
     if why:
         s.orphan = True
         s.orphan_why = why + ", no live terminal"
+
+
+def _lost_session(row: Proc, table: Table, backend: Backend) -> int:
+    """The leader's PID of the session `row` was born in, when that session is neither its own nor its
+    parent's and its leader has exited; else 0. (POSIX only: Windows has no sessions.)"""
+    if backend.windows or not hasattr(os, "getsid") or row.ppid <= 0:
+        return 0  # PID 0: started from outside this PID namespace (`docker exec`), never an adoption
+    try:
+        sid = os.getsid(row.pid)
+        parent_sid = os.getsid(row.ppid)
+    except OSError:
+        return 0  # gone, or not ours to ask: no evidence
+    if sid <= 0 or sid in (row.pid, parent_sid):
+        return 0
+    leader = table.rows.get(sid)
+    if leader is not None:
+        return sid if leader.created > row.created else 0  # a newer process has the leader's PID now
+    # Not in the table (another user's, or gone): gone too when that PID now names a newer process.
+    newer = backend.read(sid)
+    return sid if newer is None or newer.created > row.created else 0
 
 
 def _judge_idle(s: Session, settings: Settings, seen: Sample | None, sleep: list[list[float]],
@@ -455,9 +569,13 @@ def _judge_idle(s: Session, settings: Settings, seen: Sample | None, sleep: list
 
 
 def _strays(table: Table, sessions: list[Session], backend: Backend, uid: int | None,
-            user: str | None = None) -> list[Stray]:
+            user: str | None = None, *, known: set[str] | None = None, seen: Mapping[str, StraySeen] | None = None,
+            now: float | None = None, left: list[ClaudeFile] | None = None) -> list[Stray]:
     """Processes outside every live session's tree that carry a session's markers, grouped by the topmost
-    one of each chain (its descendants go with it), each with the live session it came from, if any."""
+    one of each chain (its descendants go with it), each with the live session it came from, if any, and
+    judged collateral or kept (strays.py). `known`: every cookie the registry holds (live or dead); `seen`:
+    the ledger's record of strays from earlier sweeps; `left`: Claude's session files whose process is gone
+    (a claude that died without cleaning up leaves its file behind)."""
     in_tree: set[int] = set()
     for s in sessions:
         in_tree.add(s.pid)
@@ -485,26 +603,58 @@ def _strays(table: Table, sessions: list[Session], backend: Backend, uid: int | 
         if stray.pid in covered:
             continue
         stray.rss = stray.row.rss + sum(table.rows[p].rss for p in stray.tree if p in table.rows)
-        stray.owner = _owner(stray, by_cookie, by_pid, by_id)
+        stray.owner = _owner(stray, by_cookie, by_pid, by_id, known or set())
+        stray.holds = [p for p in stray.tree if p in by_pid]
+        stray.cwd = backend.cwd(stray.pid)
+        if now is not None and stray.row.created:
+            stray.age = max(0.0, now - stray.row.created)
+        if stray.owner is not None:
+            stray.how, stray.why = stray_rules.KEPT, (f"left its session's tree while the session (PID "
+                                                      f"{stray.owner.pid}) was alive; that session still runs")
+        else:
+            stray.how, stray.why = stray_rules.judge(stray.row, stray.env, backend, table.rows,
+                                                     (seen or {}).get(f"{stray.pid}:{stray.start}"),
+                                                     _crashed(stray, left or [], table, backend))
         out.append(stray)
     return out
 
 
+def _crashed(stray: Stray, left: list[ClaudeFile], table: Table, backend: Backend) -> bool:
+    """The claude a stray came from died without cleaning up: its own session file is still there (Claude
+    removes it on every normal exit). The file is found by the stray's CLAUDE_PID, else by its session id, in
+    the folders already read, or in the stray's own CLAUDE_CONFIG_DIR; it must be older than the stray."""
+    files = list(left)
+    folder = stray.env.get("CLAUDE_CONFIG_DIR")
+    if folder:
+        for found in claudefiles.read([os.path.join(folder, "sessions")]):
+            writer = table.rows.get(found.pid)
+            if writer is None or writer.state in GONE_STATES or not found.matches(writer, backend):
+                files.append(found)
+    pid, sid = stray.env.get("CLAUDE_PID", ""), stray.env.get("CLAUDE_CODE_SESSION_ID")
+    born = stray.row.created + 1.0
+    return any((f.pid == int(pid) if pid.isdigit() else bool(sid) and f.session_id == sid)
+               and (f.started_at is None or f.started_at <= born) for f in files)
+
+
 def _owner(stray: Stray, by_cookie: Mapping[str, Session], by_pid: Mapping[int, Session],
-           by_id: Mapping[str, list[Session]]) -> Session | None:
+           by_id: Mapping[str, list[Session]], known: set[str]) -> Session | None:
     """The live session a stray descends from. A descendant is never older than its ancestor, which rules
     out a reused CLAUDE_PID. When the cookie or CLAUDE_PID names a session that is gone, the session id
-    is not consulted: a later process resuming the same conversation is not its ancestor."""
+    is not consulted: a later process resuming the same conversation is not its ancestor. A cookie this
+    registry never held (another user's under root's --all-users, another state folder) names nothing
+    either way: then the session id does."""
     born = stray.row.created + 1.0  # start times are rounded to clock ticks
     env = stray.env
-    if env.get(environ.COOKIE) or env.get("CLAUDE_PID"):
-        owner = by_cookie.get(env.get(environ.COOKIE, ""))
-        pid = env.get("CLAUDE_PID", "")
-        if owner is None and pid.isdigit():
-            owner = by_pid.get(int(pid))
-        if owner is None or owner.row.created > born or owner.row.uid != stray.row.uid:
+    cookie, pid = env.get(environ.COOKIE, ""), env.get("CLAUDE_PID", "")
+    owner = by_cookie.get(cookie) if cookie else None
+    if owner is None and pid.isdigit():
+        owner = by_pid.get(int(pid))
+    if owner is not None:
+        if owner.row.created > born or owner.row.uid != stray.row.uid:
             return None  # a reused CLAUDE_PID, or a marker planted in another user's process
         return owner
+    if pid.isdigit() or cookie in known:
+        return None  # the session it names is gone
     holders = [s for s in by_id.get(env.get("CLAUDE_CODE_SESSION_ID", ""), []) if s.row.created <= born]
     holders = [s for s in holders if s.row.uid == stray.row.uid]
     return holders[0] if len(holders) == 1 else None

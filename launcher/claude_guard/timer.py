@@ -15,8 +15,13 @@ launchd or Task Scheduler:
   CLAUDE_GUARD_SCHTASKS       the schtasks program, one path, never split (default
                               %SystemRoot%\\System32\\schtasks.exe; a Windows path is full of backslashes)
 
-The units and the plist run this very interpreter (`python -m claude_guard reap --quiet`), so the timer
-keeps working whatever PATH the scheduler gives it. scripts/systemd/ holds the same units rendered for a
+The units, the cron line and the plist run this very interpreter (`python -m claude_guard.timer`: one
+`reap --quiet` whose outcome is kept, see `run_unattended`), so the timer keeps working whatever PATH the
+scheduler gives it. A scheduler starts it with its own environment (cron: the passwd HOME, no XDG or
+CLAUDE_CONFIG_DIR), so the variables that say where the config, the state and Claude's folder are, as
+`install` saw them, are written into the unit, line or plist (`baked_env`). What a run prints goes to
+`unattended.log` in the log folder, never to /dev/null, and how it ended to `last-sweep.json` in the state
+folder, which `claude-guard doctor` reads. scripts/systemd/ holds the same units rendered for a
 `pipx` install (`%h/.local/bin/claude-guard`), for people who install them by hand; a test keeps the two
 in step (`SCRIPT_ARGV`, `SCRIPT_INTERVAL`). The scheduled task is the one windows/claude-guard-reap.xml
 describes (windows/install.ps1 registers that file), rendered for this interpreter's pythonw.exe; a test
@@ -25,13 +30,19 @@ keeps the two in step as well.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
 import subprocess
 import sys
+import time
 
 from .errors import ExitCode, GuardError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 NAME = "claude-guard-reap"
 LABEL = "dev.claude-guard.reap"  # launchd
@@ -46,7 +57,7 @@ Description=End leaked Claude Code sessions (claude-guard reap)
 [Service]
 Type=oneshot
 ExecStart={command}
-# A sweep reads /proc and signals only the user's own processes: low priority, no need to hurry.
+{environment}# A sweep reads /proc and signals only the user's own processes: low priority, no need to hurry.
 Nice=10
 IOSchedulingClass=idle
 TimeoutStartSec=5min
@@ -134,8 +145,100 @@ SCRIPT_INTERVAL = 300.0
 
 
 def command() -> list[str]:
-    """What the scheduler runs: this interpreter and this package."""
-    return [sys.executable, "-m", "claude_guard", "reap", "--quiet"]
+    """What the scheduler runs: this interpreter and this package, one `reap --quiet` kept track of."""
+    return [sys.executable, "-m", "claude_guard.timer"]
+
+
+# Where the config, the state, the log and Claude's own folder are: a scheduler does not inherit them.
+LOCATION_VARIABLES = ("HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "CLAUDE_CONFIG_DIR",
+                      "CLAUDE_GUARD_CONFIG")
+
+
+def baked_env() -> dict[str, str]:
+    """The variables the timer must run with to see what this shell sees: the locations above and every
+    `CLAUDE_GUARD_<KEY>` setting (not the scheduler overrides, which only matter to install itself)."""
+    from . import config
+
+    names = [*LOCATION_VARIABLES, *("CLAUDE_GUARD_" + key.upper() for key in config.KEYS)]
+    return {name: os.environ[name] for name in names if os.environ.get(name)}
+
+
+def log_path() -> str:
+    from . import paths
+
+    return os.path.join(paths.log_dir(), "unattended.log")
+
+
+def state_path() -> str:
+    from . import paths
+
+    return os.path.join(paths.state_dir(), LAST_SWEEP)
+
+
+LAST_SWEEP = "last-sweep.json"
+LOG_LIMIT = 1 << 20  # the log is rotated (one old copy kept) past this size
+
+
+def run_unattended() -> int:
+    """One `claude-guard reap --quiet` as a scheduler runs it: its output is appended to `unattended.log`
+    (with the time and the exit status) instead of being lost, and how it ended is written to
+    `last-sweep.json` for `doctor`. Prints nothing itself (cron would mail it; the log has it)."""
+    import contextlib
+    import io
+    import time
+
+    from . import jsonio
+    from .cli import main
+
+    started = time.time()
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+        code = main(["reap", "--quiet"])
+    text = captured.getvalue().strip()
+    record = {"started": started, "ended": time.time(), "rc": code, "pid": os.getpid(),
+              "output": text[-4000:], "log": log_path()}
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))
+    try:
+        if text or code != 0:
+            _append_log(f"{stamp} reap rc {code}\n" + "".join(f"  {line}\n" for line in text.splitlines()))
+        _write_private(state_path(), jsonio.dumps(record) + "\n")
+    except OSError as e:
+        sys.stderr.write(f"claude-guard: unattended sweep (rc {code}) could not be recorded: {e}\n{text}\n")
+    return code
+
+
+def _append_log(text: str) -> None:
+    path = log_path()
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    try:
+        if os.path.getsize(path) > LOG_LIMIT:
+            os.replace(path, path + ".1")
+    except OSError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _write_private(path: str, text: str) -> None:
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def last_sweep() -> dict[str, Any] | None:
+    """What `run_unattended` last recorded, or None (never ran, or unreadable)."""
+    from . import jsonio
+
+    try:
+        with open(state_path(), "rb") as f:
+            data = jsonio.loads(f.read(1 << 20).decode("utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("rc"), int) else None
 
 
 def systemd_interval(seconds: float) -> str:
@@ -143,12 +246,20 @@ def systemd_interval(seconds: float) -> str:
     return f"{seconds // 60}min" if seconds % 60 == 0 else f"{seconds}s"
 
 
-def render_units(argv: list[str], seconds: float, specifiers: bool = False) -> dict[str, str]:
+def render_units(argv: list[str], seconds: float, specifiers: bool = False,
+                 env: dict[str, str] | None = None) -> dict[str, str]:
     """The two unit files: {file name: content}. With `specifiers`, systemd's % specifiers in argv are kept
-    (scripts/systemd/ uses `%h`, the home folder); otherwise every % is taken literally."""
+    (scripts/systemd/ uses `%h`, the home folder); otherwise every % is taken literally. `env`: Environment=
+    lines for the service."""
     exec_start = " ".join(a if specifiers else _systemd_quote(a) for a in argv)
-    return {f"{NAME}.service": SERVICE.format(command=exec_start),
+    environment = "".join(f'Environment="{_systemd_env(name, value)}"\n' for name, value in (env or {}).items())
+    return {f"{NAME}.service": SERVICE.format(command=exec_start, environment=environment),
             f"{NAME}.timer": TIMER.format(interval=systemd_interval(seconds))}
+
+
+def _systemd_env(name: str, value: str) -> str:
+    # Inside a double-quoted Environment= assignment: backslash and quote are escaped, % is a specifier.
+    return f"{name}={value}".replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
 
 
 def _systemd_quote(arg: str) -> str:
@@ -157,15 +268,20 @@ def _systemd_quote(arg: str) -> str:
     return shlex.quote(escaped) if any(c in escaped for c in " \t\"'\\;") else escaped
 
 
-def cron_line(argv: list[str], seconds: float) -> str:
+def cron_line(argv: list[str], seconds: float, env: dict[str, str] | None = None, log: str | None = None) -> str:
     minutes = max(1, round(seconds / 60))
     if minutes < 60:
         when = "* * * * *" if minutes == 1 else f"*/{minutes} * * * *"
     else:
         hours = max(1, min(23, round(minutes / 60)))
         when = "0 * * * *" if hours == 1 else f"0 */{hours} * * *"
-    # cron mails any output; the audit log already records every action.
-    return f"{when} {shlex.join(argv)} >/dev/null 2>&1 {CRON_MARK}"
+    # cron runs the line with /bin/sh and the passwd HOME only: the locations are set on the line itself. What
+    # the run cannot record itself (its Python gone, say) goes to the log, not to cron's mail or /dev/null.
+    # cron turns % into a newline unless escaped.
+    assignments = [f"{name}={shlex.quote(value)}" for name, value in (env or {}).items()]
+    words = (["env", *assignments] if assignments else []) + [shlex.quote(a) for a in argv]
+    sink = f">>{shlex.quote(log)} 2>&1" if log else ">/dev/null 2>&1"
+    return f"{when} {' '.join(words)} {sink} {CRON_MARK}".replace("%", "\\%")
 
 
 def task_minutes(seconds: float) -> int:
@@ -191,11 +307,16 @@ def render_task(user: str, program: str, seconds: float, description: str | None
                        program=escape(program), arguments=escape(TASK_ARGUMENTS))
 
 
-def render_plist(argv: list[str], seconds: float) -> bytes:
+def render_plist(argv: list[str], seconds: float, env: dict[str, str] | None = None, log: str | None = None) -> bytes:
     import plistlib
 
-    return plistlib.dumps({"Label": LABEL, "ProgramArguments": argv, "StartInterval": max(10, int(seconds)),
-                           "RunAtLoad": True, "Nice": 10, "LowPriorityIO": True})
+    agent: dict[str, Any] = {"Label": LABEL, "ProgramArguments": argv, "StartInterval": max(10, int(seconds)),
+                             "RunAtLoad": True, "Nice": 10, "LowPriorityIO": True}
+    if env:
+        agent["EnvironmentVariables"] = dict(env)
+    if log:
+        agent["StandardOutPath"] = agent["StandardErrorPath"] = log
+    return plistlib.dumps(agent)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -272,6 +393,27 @@ def _task_state() -> tuple[bool, bool, str]:
     return True, enabled, "enabled" if enabled else "disabled"
 
 
+def _exists(variable: str, default: str) -> bool:
+    """Whether the scheduler command (as configured by `variable`) can be found at all."""
+    argv = shlex.split(_env(variable, default))
+    return bool(argv) and shutil.which(argv[0]) is not None
+
+
+def no_systemd() -> str | None:
+    """None when a systemd user manager answers; else why not, in a few words (for install and doctor)."""
+    if not _exists("CLAUDE_GUARD_SYSTEMCTL", "systemctl"):
+        return "no systemctl"
+    result = _systemctl("show-environment")
+    if result.returncode == 0:
+        return None
+    detail = (result.stderr.strip() or result.stdout.strip() or f"rc {result.returncode}").splitlines()[0]
+    return f"systemctl --user: {detail}"
+
+
+def has_crontab() -> bool:
+    return _exists("CLAUDE_GUARD_CRONTAB", "crontab")
+
+
 def backend() -> str:
     """systemd, launchd, schtasks or cron: what this machine runs timers with."""
     chosen = os.environ.get("CLAUDE_GUARD_TIMER", "").strip().lower()
@@ -284,12 +426,15 @@ def backend() -> str:
         return "launchd"
     if os.name == "nt":
         return "schtasks"
-    if shutil.which("systemctl") and _systemctl("show-environment").returncode == 0:
+    why = no_systemd()
+    if why is None:
         return "systemd"
-    if shutil.which("crontab"):
+    if has_crontab():
         return "cron"
-    raise GuardError("install --timer: neither a systemd user manager nor crontab was found; run "
-                     "`claude-guard reap --watch` from your session's start-up instead", ExitCode.FAILURE)
+    raise GuardError(f"install --timer: NO timer was installed: no systemd user manager answers here ({why}) and "
+                     "there is no crontab. Nothing ends leaked sessions unattended until you run `claude-guard reap "
+                     "--watch` where it stays up (a tmux window, your desktop's autostart); `claude-guard doctor` "
+                     "checks for it", ExitCode.FAILURE)
 
 
 def _write(path: str, content: str | bytes) -> None:
@@ -303,9 +448,51 @@ def install(interval_seconds: float) -> list[str]:
     """Install (or replace) the timer; returns the lines to print."""
     kind = backend()
     argv = command()
+    env = baked_env()
+    log = log_path()
+    lines = _install(kind, argv, env, log, interval_seconds)
+    if kind != "schtasks":
+        lines.append(f"  it runs with {', '.join(f'{k}={v}' for k, v in env.items()) or 'the scheduler environment'}; "
+                     f"what it prints goes to {log}; `claude-guard doctor` shows how its last run ended")
+    _write_private(os.path.join(os.path.dirname(state_path()), INSTALLED),
+                   json.dumps({"backend": kind, "interval": interval_seconds, "installed": time.time(),
+                               "env": env}) + "\n")
+    return lines
+
+
+INSTALLED = "timer.json"
+
+
+def env_drift() -> list[str]:
+    """How the environment written into the timer differs from this one's (`NAME=then (now: now)`): the timer
+    sees another config, state or Claude folder than this shell. Empty when they agree or nothing is known."""
+    try:
+        with open(os.path.join(os.path.dirname(state_path()), INSTALLED), encoding="utf-8") as f:
+            then = json.load(f)["env"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    if not isinstance(then, dict):
+        return []
+    now = baked_env()
+    return [f"{name}={then.get(name) or '(unset)'} (now: {now.get(name) or '(unset)'})"
+            for name in sorted(set(then) | set(now)) if then.get(name) != now.get(name)]
+
+
+def installed_at() -> tuple[float, float] | None:
+    """(when, interval seconds) of the last `install --timer`, or None."""
+    try:
+        with open(os.path.join(os.path.dirname(state_path()), INSTALLED), encoding="utf-8") as f:
+            data = json.load(f)
+        return float(data["installed"]), float(data["interval"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _install(kind: str, argv: list[str], env: dict[str, str], log: str, interval_seconds: float) -> list[str]:
+    os.makedirs(os.path.dirname(log), mode=0o700, exist_ok=True)
     if kind == "systemd":
         folder = systemd_dir()
-        for name, content in render_units(argv, interval_seconds).items():
+        for name, content in render_units(argv, interval_seconds, env=env).items():
             _write(os.path.join(folder, name), content)
         _systemctl("daemon-reload")
         result = _systemctl("enable", "--now", f"{NAME}.timer")
@@ -316,7 +503,7 @@ def install(interval_seconds: float) -> list[str]:
                 f"{folder}", f"  check it: systemctl --user list-timers {NAME}.timer"]
     if kind == "launchd":
         path = os.path.join(launchd_dir(), f"{LABEL}.plist")
-        _write(path, render_plist(argv, interval_seconds))
+        _write(path, render_plist(argv, interval_seconds, env, log))
         domain = _gui_domain()
         _launchctl("bootout", domain, path)  # a previous version of the agent, if loaded
         result = _launchctl("bootstrap", domain, path)
@@ -327,11 +514,15 @@ def install(interval_seconds: float) -> list[str]:
     if kind == "schtasks":
         return _install_task(interval_seconds)
     lines = [line for line in _current_crontab() if CRON_MARK not in line]
-    lines.append(cron_line(argv, interval_seconds))
+    lines.append(cron_line(argv, interval_seconds, env, log))
     result = _crontab("-", stdin="\n".join(lines) + "\n")
     if result.returncode != 0:
         raise GuardError(f"crontab - failed: {result.stderr.strip()}", ExitCode.FAILURE)
-    return [f"installed a cron line (every {max(1, round(interval_seconds / 60))} min); see `crontab -l`"]
+    every = f"every {max(1, round(interval_seconds / 60))} min"
+    why = no_systemd() if os.environ.get("CLAUDE_GUARD_TIMER", "").strip().lower() != "cron" else None
+    first = (f"no systemd user manager answers here ({why}), so a cron line was installed instead ({every})" if why
+             else f"installed a cron line ({every})")
+    return [first, f"  check it: crontab -l | grep {NAME}   (cron runs it only while a cron daemon is running)"]
 
 
 def _install_task(interval_seconds: float) -> list[str]:
@@ -417,7 +608,7 @@ def installed() -> tuple[str | None, bool, str]:
     if os.environ.get("CLAUDE_GUARD_CRONTAB") or shutil.which("crontab"):
         for line in _current_crontab():
             if CRON_MARK in line:
-                return "cron", True, f"cron line: {line.split(' >/dev/null')[0]}"
+                return "cron", True, f"cron line: {line.split(' >')[0]}"
     return None, False, "no timer installed"
 
 
@@ -431,3 +622,7 @@ def start_hint(kind: str | None) -> str:
     if kind == "systemd":
         return f"systemctl --user enable --now {NAME}.timer {again}"
     return "claude-guard install --timer"
+
+
+if __name__ == "__main__":
+    sys.exit(run_unattended())

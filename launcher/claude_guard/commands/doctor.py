@@ -34,18 +34,23 @@ class Check:
 def run(args: argparse.Namespace) -> int:
     checks: list[Check] = []
     settings = None
-    try:
-        from .. import config
+    from .. import config
 
-        settings = config.load()
+    # Leniently, so that every problem is named (a launch meanwhile starts claude unguarded, with a warning).
+    settings = config.load(lenient=True)
+    for problem in settings.problems:
+        checks.append(Check("config", False, problem, "fix the key or variable named above, or remove it to use "
+                                                       "the default; until then claude starts unguarded"))
+    if not settings.problems:
         checks.append(Check("config", True, f"valid ({config_path()})"))
-    except GuardError as e:
-        checks.append(Check("config", False, e.message, "fix the value named above, or remove the file or "
-                                                        "variable to use the defaults"))
     checks.append(check_shim())
+    native = check_native_installer()
+    if native:
+        checks.append(native)
     checks.append(check_real_claude(settings))
+    checks.append(check_option_table(settings))
     checks.extend(check_registry(settings))
-    checks.append(check_timer())
+    checks.extend(check_unattended(settings))
     if args.json:
         import json
 
@@ -60,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         bad = sum(1 for c in checks if not c.ok)
         lines.append("all checks passed" if not bad else f"{bad} problem{'s' if bad != 1 else ''} found")
         output.data("\n".join(lines))
+    if settings.problems:
+        return ExitCode.CONFIG
     return ExitCode.OK if all(c.ok for c in checks) else ExitCode.FAILURE
 
 
@@ -78,11 +85,85 @@ def check_shim() -> Check:
 
     for candidate in _claudes_on_path():
         if resolve.is_shim(candidate):
-            return Check("shim", True, f"{candidate} is the first claude on PATH")
+            return _check_baked_python(candidate)
         advice = path_advice(default_dir()) or "claude-guard install"
         return Check("shim", False, f"the first claude on PATH is {candidate}, not the claude-guard shim",
                      f"run `claude-guard install`, and put its folder first on PATH: {advice}")
     return Check("shim", False, "no claude on PATH at all", "run `claude-guard install` and add its folder to PATH")
+
+
+def _check_baked_python(shim: str) -> Check:
+    """The shim is first on PATH; does the Python it runs still exist? (A moved or deleted checkout or venv, or
+    a removed interpreter, leaves claude running unguarded behind a warning.)"""
+    import os
+
+    from .install import baked_python
+
+    if os.name == "nt":
+        return Check("shim", True, f"{shim} is the first claude on PATH")
+    python = baked_python(shim)
+    if python is None:
+        return Check("shim", False, f"{shim} is first on PATH but names no Python",
+                     "run `claude-guard install` again")
+    if not (os.path.isfile(python) and os.access(python, os.X_OK)):
+        return Check("shim", False, f"{shim} is first on PATH, but the Python it runs ({python}) is gone (its venv "
+                                    "or checkout was moved or deleted, or its interpreter removed): claude starts "
+                                    "unguarded", "reinstall claude-guard (pipx install, uv tool install or "
+                                                 "scripts/setup), then run `claude-guard install` again")
+    with open(shim, "rb") as f:
+        front = f.read(9) == b"#!/bin/sh"
+    if not front:
+        return Check("shim", False, f"{shim} is first on PATH but is an older shim that fails outright if {python} "
+                                    "goes away", "run `claude-guard install` again")
+    return Check("shim", True, f"{shim} is the first claude on PATH (runs {python})")
+
+
+def check_native_installer() -> Check | None:
+    """Where Claude Code's native installer keeps its link (~/.local/bin/claude -> .../claude/versions/<v>), say
+    how the shim lives with it: ahead of it in a folder of its own (updates followed), or what went wrong. None
+    when there is no such link."""
+    import os
+
+    from .. import resolve
+    from .install import BACKUP_SUFFIX, default_dir, native_version, own_dir, path_advice
+
+    if os.name == "nt":
+        return None
+    folders: list[str] = []
+    for entry in [default_dir(), *os.environ.get("PATH", "").split(os.pathsep)]:
+        absolute = os.path.abspath(entry or ".")
+        if absolute not in folders:
+            folders.append(absolute)
+    fix = f"claude-guard install   (it puts the installer's link back and the shim in {own_dir()})"
+    for folder in folders:
+        link = os.path.join(folder, "claude")
+        backup = link + BACKUP_SUFFIX
+        pinned = native_version(backup)
+        if pinned is not None and resolve.is_shim(link):
+            gone = "" if os.path.exists(backup) else ", which the updater has since removed"
+            return Check("native installer", False, f"an older claude-guard moved Claude Code's native-installer "
+                                                    f"link aside: {backup} pins version {pinned}{gone}, and the "
+                                                    f"installer's next update will replace the shim in {folder}", fix)
+        version = native_version(link)
+        if version is None:
+            continue
+        if pinned is not None:
+            return Check("native installer", False, f"the native installer's update replaced the claude-guard shim "
+                                                    f"in {folder} (its link now points at version {version}); "
+                                                    f"{backup} is a stale pinned copy", fix)
+        if not os.path.exists(link):
+            return Check("native installer", False, f"{link} (Claude Code's native installer) points at version "
+                                                    f"{version}, which is gone",
+                         "reinstall Claude Code (its native installer, or `claude install` from another copy)")
+        first = _claudes_on_path()
+        if first and resolve.is_shim(first[0]) and os.path.dirname(os.path.abspath(first[0])) != folder:
+            return Check("native installer", True, f"{link} -> version {version}; the shim in "
+                                                   f"{os.path.dirname(first[0])} comes first on PATH and runs the "
+                                                   "version that link points at, so updates are followed")
+        advice = path_advice(own_dir()) or "claude-guard install"
+        return Check("native installer", False, f"{link} -> version {version} runs without the guard: the shim is "
+                                                "not ahead of it on PATH", f"{fix}; then {advice}")
+    return None
 
 
 def _claudes_on_path() -> list[str]:
@@ -184,16 +265,151 @@ def _parse_registry(folder: str, note: str) -> Check:
     return Check("registry", True, f"{reg.path}: {entries} entr{'ies' if entries != 1 else 'y'}, {note}")
 
 
-def check_timer() -> Check:
+def check_unattended(settings: Any) -> list[Check]:
+    """The timer (or a running `reap --watch`, which does the same job), then how the last unattended sweep
+    ended and whether it still runs."""
+    import time
+
+    watch = _watch_process()
+    if watch:
+        # Only a watch that sweeps this user's state counts (another HOME's, or a stuck one, does not): its
+        # sweeps leave their time in the ledger.
+        interval = float(settings.interval) if settings else 60.0
+        if time.time() - _last_any_sweep(settings) > 3 * interval + 120:
+            watch = None
+    first = check_timer(watch)
+    last = check_last_sweep(settings, watch, first.ok)
+    return [first, last] if last else [first]
+
+
+def check_timer(watch: tuple[int, float] | None = None) -> Check:
+    import os
+    import sys
+    import time
+
     from .. import timer
 
     try:
         kind, active, detail = timer.installed()
     except GuardError as e:
         return Check("timer", False, e.message, "claude-guard install --timer")
+    if watch and (kind is None or not active):
+        pid, since = watch
+        return Check("timer", True, f"{detail}; `claude-guard reap --watch` runs as PID {pid} (for "
+                                    f"{_ago(time.time() - since)}) and sweeps instead")
     if kind is None:
+        why = timer.no_systemd() if os.name == "posix" and sys.platform != "darwin" else None
+        if why and not timer.has_crontab():
+            return Check("timer", False, f"{detail}: no systemd user manager answers here ({why}) and there is no "
+                                         "crontab (nothing ends leaked sessions unattended)",
+                         "run `claude-guard reap --watch` where it stays up (a tmux window, your desktop's "
+                         "autostart)")
         return Check("timer", False, detail + " (nothing ends leaked sessions unattended)",
-                     "claude-guard install --timer   (or run `claude-guard reap --watch` yourself)")
+                     "claude-guard install --timer   (or run `claude-guard reap --watch` where it stays up)")
     if not active:
         return Check("timer", False, detail, timer.start_hint(kind))
+    drift = timer.env_drift()
+    if drift:
+        return Check("timer", False, f"{detail}; it runs with other locations than this shell: {'; '.join(drift)}",
+                     "claude-guard install --timer   (from the shell whose settings the sweeps should use)")
+    if kind == "cron":
+        why = timer.no_systemd()
+        if why:
+            detail += f" (instead of a systemd timer: {why}); check it: crontab -l"
     return Check("timer", True, detail)
+
+
+def check_option_table(settings: Any) -> Check:
+    """The installed CLI's --help against the option table the shim repairs arguments with (drift.py)."""
+    import os
+    import subprocess
+
+    from .. import drift, resolve
+
+    try:
+        real = resolve.find_real_claude(settings.real_claude if settings else "", os.environ.get("PATH"), None)
+        result = subprocess.run([real, "--help"], capture_output=True, text=True, timeout=20,
+                                stdin=subprocess.DEVNULL, check=False)
+    except (GuardError, OSError, subprocess.TimeoutExpired) as e:
+        return Check("option table", False, f"not compared: no runnable real claude ({e})",
+                     "fix the real claude check above")
+    problems = drift.differences(result.stdout)
+    if not problems:
+        return Check("option table", True, f"option table matches {real} --help")
+    return Check("option table", False, "differs from " + f"{real} --help: " + "; ".join(problems),
+                 "update claude-guard; until then options it does not know pass through unrepaired")
+
+
+def check_last_sweep(settings: Any, watch: tuple[int, float] | None, timer_ok: bool) -> Check | None:
+    """From the state the sweeps leave: the timer's last run (`last-sweep.json`: when, exit status, what it
+    said) and the last sweep of any kind (the ledger). None when there is nothing unattended to speak of."""
+    import time
+
+    from .. import timer
+
+    now = time.time()
+    record = timer.last_sweep()
+    since_install = timer.installed_at()
+    any_sweep = _last_any_sweep(settings)
+    anything = f"; last sweep of any kind {_ago(now - any_sweep)} ago" if any_sweep else ""
+    if record is not None and record["rc"] != 0:
+        said = str(record.get("output") or "").strip().splitlines()
+        what = said[-1].strip() if said else "no output"
+        return Check("last sweep", False, f"the last unattended sweep, {_ago(now - float(record['started']))} ago, "
+                                          f"failed (exit {record['rc']}): {what}",
+                     f"fix what it names; every failed run is in {record.get('log') or timer.log_path()}")
+    if since_install is not None and timer_ok and not watch:
+        installed, interval = since_install
+        latest = float(record["started"]) if record else installed
+        if now - latest > 3 * interval + 120:
+            ran = f"last ran {_ago(now - latest)} ago" if record else f"has not run once since it was installed " \
+                                                                       f"{_ago(now - installed)} ago"
+            return Check("last sweep", False, f"the timer (every {_ago(interval)}) {ran}",
+                         "check that the scheduler runs (cron runs its lines only while a cron daemon runs; "
+                         "`systemctl --user list-timers`); or run `claude-guard reap --watch` instead")
+    if record is not None:
+        return Check("last sweep", True, f"the last unattended sweep, {_ago(now - float(record['started']))} ago, "
+                                         f"ended ok{anything}")
+    if watch or since_install is not None:
+        return Check("last sweep", True, f"no timer run recorded yet{anything or '; no sweep has run yet'}")
+    return None
+
+
+def _last_any_sweep(settings: Any) -> float:
+    """When the last sweep of any kind (timer, watch, by hand) ran, from the ledger; 0 when never."""
+    from .. import ledger, paths
+
+    try:
+        folder = settings.registry_dir() if settings else paths.state_dir()
+        return float(ledger.load(folder)["counters"].get("last_sweep") or 0.0)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return 0.0
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def _watch_process() -> tuple[int, float] | None:
+    """(pid, start time) of this user's running `claude-guard reap --watch`, if any (not a --dry-run one)."""
+    import os
+
+    import psutil
+
+    try:
+        me = psutil.Process().username()
+    except (psutil.Error, OSError):
+        return None
+    for p in psutil.process_iter(["pid", "cmdline", "create_time", "username"]):
+        args = p.info.get("cmdline") or []
+        if p.info["pid"] == os.getpid() or "--watch" not in args or "reap" not in args:
+            continue
+        if "--dry-run" in args or "-n" in args or p.info.get("username") != me:
+            continue
+        if any("claude-guard" in a or "claude_guard" in a for a in args):
+            return int(p.info["pid"]), float(p.info.get("create_time") or 0.0)
+    return None

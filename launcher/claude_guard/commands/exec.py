@@ -63,6 +63,6 @@ def run(args: argparse.Namespace) -> int:
         raise GuardError("exec: no command given; usage: claude-guard exec [options] -- claude [ARGS...]",
                          ExitCode.USAGE)
     overrides = {k: getattr(args, k) for k in config.EXEC_FLAGS}
-    settings = config.load(None, overrides)
+    settings = config.load(None, overrides, lenient=True)  # a config problem starts claude unguarded, with a warning
     program, prefix, claude_args = split_command(command, settings.real_claude)
     return launch.run_guarded(program, prefix, claude_args, settings=settings)

@@ -79,12 +79,17 @@ def render(view: View, book: Book) -> str:
            [({"state": s}, sum(x.rss for x in states[s])) for s in STATES])
     metric("claude_guard_unguarded_sessions", "gauge", "Live sessions started around the guard.",
            [({}, sum(1 for x in view.sessions if not x.guarded))])
-    lost = [st for st in view.strays if st.owner is None]
+    lost = [st for st in view.strays if st.owner is None and st.how == "collateral"]
     metric("claude_guard_stray_processes", "gauge",
-           "Process groups left behind by sessions that have ended (ended by the next reap).",
+           "Process groups leaked by sessions that have ended (collateral: ended by the next reap).",
            [({}, len(lost))])
     metric("claude_guard_stray_memory_bytes", "gauge", "Resident memory of those stray processes.",
            [({}, sum(st.rss for st in lost))])
+    kept = [st for st in view.strays if st not in lost]
+    metric("claude_guard_kept_stray_processes", "gauge",
+           "Process groups sessions left running on purpose (kept: never ended by default).", [({}, len(kept))])
+    metric("claude_guard_kept_stray_memory_bytes", "gauge", "Resident memory of those kept processes.",
+           [({}, sum(st.rss for st in kept))])
     metric("claude_guard_dead_registry_entries", "gauge", "Registry entries whose process is gone.",
            [({}, len(view.dead))])
     counters = book.get("counters", {})

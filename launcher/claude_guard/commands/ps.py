@@ -10,7 +10,7 @@ from ..errors import ExitCode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..sessions import Session, View
+    from ..sessions import Session, Stray, View
 
 COLOURS = {"orphan": "RED", "duplicate": "MAGENTA", "over-age": "YELLOW", "idle": "CYAN", "unguarded": "BLUE",
            "active": "GREEN"}
@@ -32,13 +32,46 @@ def run(args: argparse.Namespace) -> int:
 
     _, _, view = sessions.current(args.all_users, "ps", args.under)
     rows = sorted(view.sessions, key=lambda s: (s.row.created, s.pid))
+    lost = sorted(view.strays, key=lambda st: (st.row.created, st.pid))
+    describe(lost, view)
     if args.json:
         from .. import jsonio
 
-        output.data(jsonio.dumps([s.json() for s in rows]))
+        output.data(jsonio.dumps([*(s.json() for s in rows), *(st.json() for st in lost)]))
         return ExitCode.OK
-    output.data(table(rows, view, all_users=args.all_users))
+    text = table(rows, view, all_users=args.all_users)
+    if lost:
+        text += "\n\n" + stray_table(lost)
+    output.data(text)
     return ExitCode.OK
+
+
+def describe(lost: list[Stray], view: View) -> None:
+    """What only `ps` shows of a stray: the ports its group listens on, and how to resume its conversation."""
+    from ..reaper import resume_command
+
+    ports = view.backend.listening([p for st in lost for p in st.pids])
+    for st in lost:
+        st.ports = sorted({port for p in st.pids for port in ports.get(p, ())})
+        st.resume = resume_command(st.session_id, st.cwd, None)
+
+
+def stray_table(lost: list[Stray]) -> str:
+    """Strays, one line each, with how to end each (and to resume its conversation, when it has one)."""
+    from ..output import human_bytes, human_duration
+
+    lines = ["STRAY    HOW         AGE     RSS        PORTS   FROM      COMMAND"]
+    for st in lost:
+        origin = (st.session_id or "-")[:8] + (f" (live PID {st.owner.pid})" if st.owner else "")
+        ports = ",".join(map(str, st.ports)) or "-"
+        how = "kept" if st.owner else st.how
+        lines.append(f"{st.pid:<8} {how:<11} {human_duration(st.age):<7} {human_bytes(st.rss):<10} {ports:<7} "
+                     f"{origin:<9} {' '.join(st.row.cmdline)[:60]}")
+        lines.append(f"    {st.why}")
+        lines.append(f"    end it: {st.end}" + (f"; resume its conversation: {st.resume}" if st.resume else ""))
+    lines.append("kept: left running on purpose, never ended by default (`claude-guard reap --strays all` ends "
+                 "them); collateral: leaked by a session that died, `claude-guard reap` ends them")
+    return "\n".join(lines)
 
 
 def table(rows: list[Session], view: View, all_users: bool = False, width: int | None = None) -> str:
@@ -56,7 +89,7 @@ def table(rows: list[Session], view: View, all_users: bool = False, width: int |
         sid = (s.session_id or "-")[:8] + ("" if s.guarded else "*")
         cpu = "-" if s.cpu_percent is None else f"{s.cpu_percent:.1f}"
         tty = (s.terminal or "-").replace("/dev/", "")
-        parent = f"{s.row.ppid}:{s.parent_name or '?'}"
+        parent = "detached" if s.detached else f"{s.row.ppid}:{s.parent_name or '?'}"  # parent 1 since launch
         line = [str(s.pid), s.state, sid, human_duration(s.age), human_duration(s.idle), cpu, human_bytes(s.rss),
                 str(1 + len(s.own)), tty, parent[:16]]
         if all_users:
@@ -95,9 +128,9 @@ def footer(rows: list[Session], view: View) -> str:
     states = ", ".join(f"{n} {state}" for state, n in counts.items())
     line = (f"{len(rows)} session{'s' if len(rows) != 1 else ''}" + (f" ({states})" if states else "")
             + f", {human_bytes(sum(s.rss for s in rows))} in their trees; * = not started through the guard")
-    lost = [st for st in view.strays if st.owner is None]
+    lost = [st for st in view.strays if st.owner is None and st.how == "collateral"]
     if lost:
-        line += (f"\n{len(lost)} stray process group{'s' if len(lost) != 1 else ''} left by ended sessions "
+        line += (f"\n{len(lost)} stray process group{'s' if len(lost) != 1 else ''} leaked by ended sessions "
                  f"({human_bytes(sum(st.rss for st in lost))}): `claude-guard reap` ends them")
     if view.dead or view.stale:
         line += (f"\n{len(view.dead)} registry entries and {len(view.stale)} Claude session files of processes "

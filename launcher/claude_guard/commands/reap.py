@@ -146,12 +146,26 @@ def report(plan: Plan, args: argparse.Namespace, view_count: int) -> None:
 
 def summary(plan: Plan, dry: bool, live: int) -> str:
 
+    kept = ""
+    if plan.kept:
+        n = len(plan.kept)
+        them = "them" if n != 1 else "it"
+        kept = (f"; kept {n} stray group{'s' if n != 1 else ''} ({human_bytes(sum(st.rss for st, _ in plan.kept))}): "
+                f"`claude-guard ps` lists {them}")
+    return _summary(plan, dry, live) + kept
+
+
+def _summary(plan: Plan, dry: bool, live: int) -> str:
+    from ..output import human_bytes
+
     if not plan.actions:
         return f"nothing to reap ({live} session{'s' if live != 1 else ''} live)"
     sessions = sum(1 for a in plan.actions if a.session)
     strays = len(plan.actions) - sessions
-    what = f"{sessions} session{'s' if sessions != 1 else ''}" + (f" and {strays} stray group"
-                                                                  f"{'s' if strays != 1 else ''}" if strays else "")
+    # Only the kinds there are: "1 stray group", not "0 sessions and 1 stray group".
+    parts = ([f"{sessions} session{'s' if sessions != 1 else ''}"] if sessions else []) \
+        + ([f"{strays} stray group{'s' if strays != 1 else ''}"] if strays else [])
+    what = " and ".join(parts)
     if dry:
         return f"would end {what}, freeing about {human_bytes(plan.freed)}"
     failed = sum(1 for a in plan.actions if a.outcome == "failed")

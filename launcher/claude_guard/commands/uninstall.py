@@ -1,4 +1,5 @@
-"""`claude-guard uninstall`: remove our shim (only ours) and the reap timer; restore a moved-aside claude."""
+"""`claude-guard uninstall`: remove our shim and `claude-guard` command (only ours) and the reap timer; restore a
+moved-aside claude."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 
 from .. import output, resolve
 from ..errors import ExitCode, GuardError
-from .install import BACKUP_SUFFIX, default_dir, shim_path
+from .install import BACKUP_SUFFIX, COMMAND, default_dir, native_version, own_dir, shim_path
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,6 +20,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     folder = os.path.abspath(os.path.expanduser(args.dir or default_dir()))
+    if native_version(shim_path(folder)) is not None and os.path.lexists(shim_path(own_dir())):
+        folder = own_dir()  # install put the shim beside the native installer's link, in a folder of its own
     target = shim_path(folder)
     backup = target + BACKUP_SUFFIX
     if os.path.lexists(target):
@@ -32,6 +35,11 @@ def run(args: argparse.Namespace) -> int:
     if os.path.lexists(backup):
         os.rename(backup, target)
         output.data(f"restored {target}")
+    command = os.path.join(folder, COMMAND)
+    if os.path.lexists(command) and resolve.is_shim(command):
+        os.unlink(command)
+        resolve.forget(command)
+        output.data(f"removed the claude-guard command {command}")
     try:
         from .. import timer
     except ImportError:

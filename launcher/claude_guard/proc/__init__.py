@@ -113,8 +113,8 @@ def claude_args(proc: Proc, is_shim: Callable[[str], bool] | None = None) -> lis
     for i in range(1, len(cmdline)):
         script = cmdline[i]
         if script.startswith("-"):
-            if base in SHELLS and script == "-c":
-                return None
+            if _runs_code(base, script):
+                return None  # the program is on the command line (`python3 -c "... #/claude"`): no script
             continue
         name = os.path.basename(script)
         if name in CLAUDE_NAMES:
@@ -125,6 +125,24 @@ def claude_args(proc: Proc, is_shim: Callable[[str], bool] | None = None) -> lis
             return cmdline[i + 1 :]
         return None
     return None
+
+
+def _runs_code(interpreter: str, option: str) -> bool:
+    """`option` makes `interpreter` run code given on its command line (or stdin, or a module), so no later
+    argument is the program it runs: `sh -c`, `python3 -c` / `-m` / `-`, `perl -e` / `-ne`, `ruby -e`,
+    `node -e` / `-p` / `--eval` / `--print`."""
+    if option == "-":
+        return True
+    if interpreter in SHELLS:
+        return option == "-c"
+    if interpreter in ("node", "nodejs", "bun", "deno"):
+        return option in ("-e", "-p", "--eval", "--print", "-pe")
+    if option.startswith("--"):
+        return False
+    letters = option[1:]
+    if interpreter == "python":
+        return "c" in letters or "m" in letters  # options cluster: python3 -Bc '...'
+    return "e" in letters or "E" in letters  # perl and ruby: -e, -E, -ne, -lane
 
 
 class Backend:
@@ -202,6 +220,27 @@ class Backend:
         "refused: <why>"."""
         raise NotImplementedError
 
+    def session(self, pid: int) -> tuple[int, int] | None:
+        """(process group, session) of a process; None when it is gone or the system has neither."""
+        if sys.platform == "win32":  # spelled out so that mypy knows getsid and getpgid are POSIX-only
+            return None
+        try:
+            return os.getpgid(pid), os.getsid(pid)
+        except OSError:
+            return None
+
+    def ids(self, pid: int) -> tuple[int, int, int] | None:
+        """(real, effective, saved) user ids; None when unknown (Windows has none)."""
+        return None
+
+    def ignores_hangup(self, pid: int) -> bool | None:
+        """SIGHUP is ignored (`nohup`); None when unknown."""
+        return None
+
+    def listening(self, pids: Iterable[int]) -> dict[int, list[int]]:
+        """The TCP ports each of `pids` listens on, where they can be read ({} elsewhere)."""
+        return {}
+
     def ancestors(self, pid: int) -> list[int]:
         """Parent, grandparent, ... up to (not including) pid 1 / 0."""
         out: list[int] = []
@@ -219,6 +258,10 @@ class Backend:
         """The signal's last check on a process already known to be the one meant."""
         if owner_ok is not None and not owner_ok(proc.uid, proc.user):
             return f"refused: now owned by {self.owner(proc)}"
+        ids = self.ids(proc.pid)
+        if ids is not None and len(set(ids)) > 1:
+            # A set-user-id program runs as its owner with its caller's environment (markers included).
+            return "refused: set-user-id (its real, effective and saved user ids differ)"
         if claude and claude_args(proc, is_shim) is None:
             return "refused: no longer runs Claude Code"
         return None

@@ -217,6 +217,55 @@ class Linux(Backend):
     def cwd(self, pid: int) -> str | None:
         return _readlink(f"/proc/{pid}/cwd")
 
+    def session(self, pid: int) -> tuple[int, int] | None:
+        st = _stat(pid)
+        return (int(st[1][2]), int(st[1][3])) if st else None
+
+    def _status(self, pid: int, field: bytes) -> list[bytes] | None:
+        try:
+            for line in _read(f"/proc/{pid}/status").splitlines():
+                if line.startswith(field):
+                    return line.split()[1:]
+        except OSError:
+            pass
+        return None
+
+    def ids(self, pid: int) -> tuple[int, int, int] | None:
+        found = self._status(pid, b"Uid:")
+        return (int(found[0]), int(found[1]), int(found[2])) if found and len(found) >= 3 else None
+
+    def ignores_hangup(self, pid: int) -> bool | None:
+        found = self._status(pid, b"SigIgn:")
+        return bool(int(found[0], 16) & 1) if found else None  # bit 0: signal 1, SIGHUP
+
+    def listening(self, pids: Iterable[int]) -> dict[int, list[int]]:
+        # /proc/net/tcp{,6}: sockets of this network namespace, in state 0A (LISTEN), by inode; a process's
+        # descriptors name the inodes of its sockets (readable for the user's own processes, or by root).
+        ports: dict[str, int] = {}
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                lines = _read(table).splitlines()[1:]
+            except OSError:
+                continue
+            for line in lines:
+                cols = line.split()
+                if len(cols) > 9 and cols[3] == b"0A":
+                    ports[cols[9].decode()] = int(cols[1].rsplit(b":", 1)[1], 16)
+        out: dict[int, list[int]] = {}
+        for pid in pids:
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+            except OSError:
+                continue
+            found = set()
+            for fd in fds:
+                target = _readlink(f"/proc/{pid}/fd/{fd}") or ""
+                if target.startswith("socket:[") and target[8:-1] in ports:
+                    found.add(ports[target[8:-1]])
+            if found:
+                out[pid] = sorted(found)
+        return out
+
     def terminal(self, proc: Proc, kind: str | None = None) -> tuple[str | None, bool]:
         # Not looking at stdio first saves three readlinks per session without a terminal on the `ps` path.
         if not proc.tty_nr:

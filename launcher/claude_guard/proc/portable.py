@@ -132,6 +132,29 @@ class Portable(Backend):
         except (psutil.Error, OSError):
             return None
 
+    def ids(self, pid: int) -> tuple[int, int, int] | None:
+        if sys.platform == "win32" or self.windows:  # no uids
+            return None
+        try:
+            found = psutil.Process(pid).uids()
+        except (psutil.Error, OSError):
+            return None
+        return found.real, found.effective, found.saved
+
+    def listening(self, pids: Iterable[int]) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {}
+        for pid in pids:
+            try:
+                one = psutil.Process(pid)
+                read = getattr(one, "net_connections", None) or one.connections  # psutil < 6: connections()
+                conns = read(kind="inet")
+            except (psutil.Error, OSError):
+                continue  # macOS: only root reads other processes' sockets
+            ports = sorted({c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN and c.laddr})
+            if ports:
+                out[pid] = ports
+        return out
+
     def terminal(self, proc: Proc, kind: str | None = None) -> tuple[str | None, bool]:
         if self.windows:
             return ("console", True) if kind == "interactive" else (None, False)
@@ -183,9 +206,9 @@ class Portable(Backend):
                     return f"refused: now owned by {self.owner(row)}"
                 if claude:
                     row = Proc(pid, row.ppid, "S", start, uid, 0, p.cmdline(), p.exe() or None, user=user)
-                    why = self._refusal(row, None, claude, is_shim)
-                    if why:
-                        return why
+                why = self._refusal(row, None, claude, is_shim)  # still Claude Code; not set-user-id
+                if why:
+                    return why
             if sig == signal.SIGTERM:
                 p.terminate()  # SIGTERM; Windows: TerminateProcess
             else:

@@ -52,6 +52,7 @@ const ENV_SETTINGS = {
   keepMarkers: 'CLAUDE_GUARD_KEEP_MARKERS',
   stripEnv: 'CLAUDE_GUARD_STRIP_ENV',
   keepEnv: 'CLAUDE_GUARD_KEEP_ENV',
+  dieWithParent: 'CLAUDE_GUARD_DIE_WITH_PARENT',
   unknownBatch: 'CLAUDE_GUARD_UNKNOWN_BATCH',
 };
 // Options of this module itself, not of the guard.
@@ -135,8 +136,8 @@ export function guardedCommand(command, args = [], options = {}, env = process.e
  * A spawnClaudeCodeProcess for the Agent SDK that runs each launch through `claude-guard exec`.
  *
  * Options: the guard's launch settings (maxSessions, onCap (default 'wait'), waitTimeout, onDuplicate, strict,
- * countUnguarded, realClaude, stateDir, lockTimeout, keepMarkers, stripEnv, keepEnv, unknownBatch), plus
- * `claudeGuard` (path of the claude-guard program; default $CLAUDE_GUARD_BIN, then PATH) and `stderr` (called
+ * countUnguarded, realClaude, stateDir, lockTimeout, keepMarkers, stripEnv, keepEnv, dieWithParent, unknownBatch),
+ * plus `claudeGuard` (path of the claude-guard program; default $CLAUDE_GUARD_BIN, then PATH) and `stderr` (called
  * with each chunk of the CLI's stderr as text; default: the host's own stderr, since the SDK reads no stderr
  * from a custom spawn and the guard's one line would otherwise be lost).
  */
