@@ -63,7 +63,9 @@ class Sandbox:
         self.record.mkdir()
         self.real_dir = tmp / "real"
         self.claude = self.real = write_standin(self.real_dir, sys.executable)
-        self.host = FIXTURES / "host.py"
+        self.host = tmp / "bin" / "host.py"  # a copy in the sandbox's own bin folder (tests put programs there)
+        self.host.parent.mkdir()
+        self.host.write_text((FIXTURES / "host.py").read_text())
         self.shim_dir = tmp / "shim"
         self.claude_dir = self.home / ".claude"
         self.state = self.home / ".local" / "state" / "claude-guard"
