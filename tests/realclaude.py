@@ -305,43 +305,39 @@ class FakeAnthropic:
         return answer
 
 
+def _last_user_content(body: Any) -> Any:
+    """The content of the last user message of a Messages request body (None when there is none)."""
+    if not isinstance(body, dict):
+        return None
+    for message in reversed(body.get("messages") or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return message.get("content")
+    return None
+
+
 def user_blocks(body: Any) -> list[str]:
     """The text blocks of the last user message of a Messages request body. The CLI sends the prompt as its
     own block, next to blocks of context it adds (environment, reminders)."""
-    if not isinstance(body, dict):
-        return []
-    for message in reversed(body.get("messages") or []):
-        if not isinstance(message, dict) or message.get("role") != "user":
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            return [content]
-        if isinstance(content, list):
-            return [str(b["text"]) for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)]
-        return []
+    content = _last_user_content(body)
+    if isinstance(content, str):
+        return [content]
+    if isinstance(content, list):
+        return [str(b["text"]) for b in content if isinstance(b, dict) and isinstance(b.get("text"), str)]
     return []
 
 
 def tool_results(body: Any) -> list[ToolResult]:
     """The `tool_result` blocks of the last user message of a Messages request body."""
-    if not isinstance(body, dict):
-        return []
-    for message in reversed(body.get("messages") or []):
-        if not isinstance(message, dict) or message.get("role") != "user":
+    content = _last_user_content(body)
+    found = []
+    for block in content if isinstance(content, list) else []:
+        if not isinstance(block, dict) or block.get("type") != "tool_result":
             continue
-        content = message.get("content")
-        if not isinstance(content, list):
-            return []
-        found = []
-        for block in content:
-            if not isinstance(block, dict) or block.get("type") != "tool_result":
-                continue
-            inner = block.get("content")
-            if isinstance(inner, list):
-                inner = "\n".join(str(b.get("text", "")) for b in inner if isinstance(b, dict))
-            found.append(ToolResult(str(block.get("tool_use_id")), str(inner or ""), bool(block.get("is_error"))))
-        return found
-    return []
+        inner = block.get("content")
+        if isinstance(inner, list):
+            inner = "\n".join(str(b.get("text", "")) for b in inner if isinstance(b, dict))
+        found.append(ToolResult(str(block.get("tool_use_id")), str(inner or ""), bool(block.get("is_error"))))
+    return found
 
 
 def system_blocks(body: Any) -> list[str]:

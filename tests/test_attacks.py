@@ -129,7 +129,10 @@ class World:
                     pass
             if not found:
                 break
-            wait_for(lambda: not left(), 10, "the users' processes to end")
+            try:
+                wait_for(lambda: not left(), 10, "the users' processes to end")
+            except AssertionError:
+                continue  # try again; the users are removed below in any case
         for user in self.users:
             subprocess.run(["userdel", user.name], capture_output=True)
             subprocess.run(["groupdel", user.name], capture_output=True)
@@ -350,7 +353,6 @@ def test_session_adopted_before_the_first_sweep_is_still_an_orphan(box: Sandbox)
 # 10.8: a reap whose registry write fails has ended sessions all the same: report and audit them
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10.8: not fixed yet")
 def test_reap_reports_and_audits_what_it_ended_when_the_registry_lock_is_frozen(box: Sandbox) -> None:
     s = box.session(env={"SWEEP_SESSION": new_id()})
     box.orphan(s)
@@ -378,7 +380,6 @@ def waiting(guard: Guard) -> list[int]:
     return [int(w["pid"]) for w in found]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10.9: not fixed yet")
 def test_a_stopped_waiter_does_not_keep_a_free_slot(guard: Guard) -> None:
     env = {"CLAUDE_GUARD_MAX_SESSIONS": "2", "CLAUDE_GUARD_ON_CAP": "wait", "CLAUDE_GUARD_WAIT_TIMEOUT": "120",
            "STANDIN_SLEEP": "600"}
@@ -398,7 +399,6 @@ def test_a_stopped_waiter_does_not_keep_a_free_slot(guard: Guard) -> None:
         os.kill(w1.pid, signal.SIGCONT)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10.11: not fixed yet")
 def test_waiters_that_are_not_guard_processes_count_for_nothing(guard: Guard) -> None:
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     guard.procs.append(sleeper)
@@ -414,7 +414,6 @@ def test_waiters_that_are_not_guard_processes_count_for_nothing(guard: Guard) ->
     assert r.returncode == 0, r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10.11: not fixed yet")
 @cross_user
 def test_registry_writable_by_others_is_refused_not_obeyed(box: Sandbox, world: World) -> None:
     b = world.user("b")
@@ -444,7 +443,6 @@ def test_registry_writable_by_others_is_refused_not_obeyed(box: Sandbox, world: 
 # 10.10: a deeply nested registry
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10.10: not fixed yet")
 def test_deeply_nested_registry_is_set_aside_and_claude_starts(guard: Guard) -> None:
     guard.state.mkdir(parents=True, mode=0o700)
     path = guard.state / "registry.json"
@@ -464,14 +462,15 @@ def test_deeply_nested_registry_is_set_aside_and_claude_starts(guard: Guard) -> 
 # Also: a real_claude wrapper that runs `claude` by name; a state folder on a read-only file system
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 also: not fixed yet")
 @pytest.mark.parametrize("form", ["exec", "fork"])
 def test_real_claude_wrapper_that_runs_claude_by_name_stops_with_127(guard: Guard, form: str) -> None:
     wrapper = guard.tmp / "wrapper" / "claude-wrapper"
     wrapper.parent.mkdir()
     wrapper.write_text("#!/bin/sh\n" + ("exec " if form == "exec" else "") + 'claude "$@"\n')
     wrapper.chmod(0o755)
-    r = guard.run("-p", "x", env={"CLAUDE_GUARD_REAL_CLAUDE": str(wrapper)}, timeout=60)
+    # A cap well above the depth at which the loop is stopped, so the cap's refusal does not stop it first.
+    r = guard.run("-p", "x", env={"CLAUDE_GUARD_REAL_CLAUDE": str(wrapper), "CLAUDE_GUARD_MAX_SESSIONS": "100"},
+                  timeout=60)
     assert r.returncode == 127, r.stderr
     lines = r.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and "claude-wrapper" in lines[0], lines
@@ -493,7 +492,6 @@ def test_nested_claude_started_by_a_real_session_is_not_a_loop(guard: Guard) -> 
     assert [rec["argv"] for rec in records(guard.record)] == [["-p", "inner"]]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 also: not fixed yet")
 def test_state_folder_missing_on_a_read_only_file_system_is_a_state_error(guard: Guard, tmp_path: Path) -> None:
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -538,7 +536,6 @@ def test_closed_stderr_refusal_still_exits_75(guard: Guard) -> None:
     assert len(records(guard.record)) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 second pass: not fixed yet")
 def test_registry_entry_stores_a_bounded_summary_of_argv(guard: Guard) -> None:
     big = "x" * 131000
     env = {"STANDIN_SLEEP": "60", "CLAUDE_GUARD_MAX_SESSIONS": "50"}
@@ -547,8 +544,9 @@ def test_registry_entry_stores_a_bounded_summary_of_argv(guard: Guard) -> None:
         guard.wait_recorded(p.pid)
     size = (guard.state / "registry.json").stat().st_size
     assert size < 64 * 1024, size
-    entries = guard.registry()["sessions"]
-    assert len(entries) == 4  # type: ignore[arg-type]
+    entries: Any = guard.registry()["sessions"]
+    assert len(entries) == 4
+    assert entries[0]["argv"][0] == "-p" and entries[0]["argv"][1].endswith("...[130800 more characters]")
 
 
 def test_resume_hint_quotes_every_part(box: Sandbox) -> None:
@@ -563,7 +561,6 @@ def test_resume_hint_quotes_every_part(box: Sandbox) -> None:
     assert f"resume with: cd {box.tmp} && claude --resume 'x;id;echo'" in r.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 second pass: not fixed yet")
 @cross_user
 def test_roots_launch_scan_reads_no_command_line_of_another_user(box: Sandbox, world: World,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:

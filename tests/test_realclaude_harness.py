@@ -405,7 +405,11 @@ def test_print_starts_a_real_mcp_server(
         pid, ppid = map(int, wait_for_file(pidfile).split())
         leftovers.track(pid)
         assert _descends_from(pid, claude.pid)
-        if not wrapper:
+        if wrapper:  # sh stays in between (dash does not exec the command of `sh -c`)
+            shell = psutil.Process(ppid)
+            assert shell.name() == "sh" and shell.ppid() == claude.pid
+            leftovers.track(ppid)
+        else:
             assert ppid == claude.pid
         wait_until(lambda: bool(api.turns_with("mcp")), 60, "the turn's request")
         release.touch()
@@ -451,3 +455,30 @@ def test_interactive_session_with_or_without_a_controlling_terminal(
         assert session.claude_pid == session.pid  # the helper that takes the terminal execs: same PID
         assert os.getsid(session.pid) == session.pid
         assert (_tty_nr(session.pid) != 0) is controlling_tty
+
+
+@pytest.mark.realclaude
+@pytest.mark.parametrize("linger", [False, True], ids=["exits-on-eof", "lingers"])
+def test_mcp_server_after_claude_is_sigkilled(
+    api: FakeAnthropic, tmp_path: Path, project: Path, leftovers: Leftovers, linger: bool
+) -> None:
+    # The kit's server either honours stdin EOF or, with linger=True, keeps running like the servers that leak.
+    require_real_claude()
+    env = offline_env(tmp_path / "home", api.url)
+    server, pidfile = write_mcp_server(tmp_path / "mcp"), tmp_path / "mcp.pid"
+    entry = mcp_server_entry(server, pidfile, linger=linger)
+    config = write_mcp_config(tmp_path / "mcp.json", {"kit": entry})
+    hold = tmp_path / "hold.pid"
+    api.script("hold", bash(pid_command(hold, "sleep 600")), "ok")
+    args = ["-p", "hold", *TOOL_ARGS, "--mcp-config", str(config)]
+    with PrintRun(args, env, project, tmp_path / "logs") as claude:
+        mcp = leftovers.track(int(wait_for_file(pidfile).split()[0]))
+        tool = leftovers.track(int(wait_for_file(hold)))  # it outlives the SIGKILL: Leftovers ends it
+        leftovers.track(tool.ppid())  # and its tool shell
+        claude.proc.kill()  # our own PID
+        claude.wait(60)
+        if linger:
+            wait_until(lambda: mcp.ppid() != claude.pid, 60, "the server to be reparented")
+            assert is_alive(mcp)
+        else:
+            wait_until(lambda: not is_alive(mcp), 60, "the server to exit on stdin EOF")

@@ -66,8 +66,10 @@ def test_orphan_is_ended_and_attached_one_is_kept(box: Sandbox) -> None:
 
 @pytest.mark.parametrize("guarded", [True, False], ids=["guarded", "unguarded"])
 def test_sdk_session_whose_host_died_is_an_orphan(box: Sandbox, guarded: bool) -> None:
+    # die_with_parent off: the host's death must reach the sweep, as it does where the kernel cannot end the
+    # child itself (macOS, Windows without the runner's job, a host whose spawning thread outlives it).
     sdk = box.session("-p", "--output-format", "stream-json", "--input-format", "stream-json", pipes=True,
-                      guarded=guarded)
+                      guarded=guarded, env={"CLAUDE_GUARD_DIE_WITH_PARENT": "false"})
     assert box.ps_row(sdk.pid)["kind"] == "sdk"
     # A first sweep notes each process's parent; for a session started around the guard, that is how a
     # later sweep tells it was reparented (the registry tells it for guarded ones).

@@ -4,18 +4,19 @@ A small Python child records each signal it gets into a file. The runner runs in
 and in a driver process (this file's DRIVER) whenever a test signals or kills it. Every test waits by polling
 with a generous deadline, never by timing, and reaps what it started; only PIDs the test started (the driver
 and the driver's child, whose identity is checked) are ever signalled.
+
+The module runs on Windows too (scripts/test-windows, under Wine): there the POSIX signal tests skip with a
+reason, and the Windows ones (Job Object, console Ctrl-Break) run.
 """
 
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
-import termios
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,14 +30,26 @@ from claude_guard.win import job
 
 REPO = Path(__file__).resolve().parent.parent
 LINUX = sys.platform.startswith("linux")
+WINDOWS = sys.platform == "win32"
 DEADLINE = 30.0
+posix_only = pytest.mark.skipif(WINDOWS, reason="POSIX signals: Windows has no kill(2), only TerminateProcess and "
+                                "console control events (tested by the *_windows tests)")
+# A venv's python.exe on Windows is a launcher that runs the base interpreter as its child (and may hold it in a
+# job of its own): the runner's children, and the driver a test kills, must be the interpreter itself, so that
+# PIDs are the real ones and only the runner's job can be what ends the tree.
+PYTHON = getattr(sys, "_base_executable", sys.executable) if WINDOWS else sys.executable
+windows_only = pytest.mark.skipif(not WINDOWS, reason="Job Objects and console control events exist only on Windows")
 
 CHILD = """
 import json, os, signal, sys, time
 record, ready = sys.argv[1], sys.argv[2]
 exit_on = {int(s) for s in sys.argv[3].split(",") if s} if len(sys.argv) > 3 else set()
-names = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH")
+names = [n for n in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGBREAK")
+         if hasattr(signal, n)]
 ignored = [int(getattr(signal, n)) for n in names if signal.getsignal(getattr(signal, n)) is signal.SIG_IGN]
+if len(sys.argv) > 4 and sys.argv[4]:  # a grandchild, to show that the whole tree ends
+    import subprocess
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
 def on(sig, frame):
     with open(record, "a") as f:
         f.write(f"{sig}\\n")
@@ -102,12 +115,16 @@ class Setup:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.children: list[psutil.Process] = []
 
-    def child_argv(self, exit_on: str = "") -> list[str]:
-        return [sys.executable, str(self.child), str(self.record), str(self.ready), exit_on]
+    def child_argv(self, exit_on: str = "", grandchild: bool = False) -> list[str]:
+        return [PYTHON, str(self.child), str(self.record), str(self.ready), exit_on, "1" if grandchild else ""]
 
-    def start(self, mode: str, exit_on: str = "", **popen: object) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "PYTHONPATH": str(REPO / "launcher")}
-        argv = [sys.executable, str(self.driver), mode, str(self.spawned), *self.child_argv(exit_on)]
+    def start(self, mode: str, exit_on: str = "", grandchild: bool = False, **popen: object) -> subprocess.Popen[bytes]:
+        # On Windows the installed package runs (scripts/test-windows installs the wheel, as users get it),
+        # from the venv's site-packages on the base interpreter's path.
+        site = os.pathsep.join(p for p in sys.path if p.endswith("site-packages"))
+        path = site if WINDOWS else str(REPO / "launcher")
+        env = {**os.environ, "PYTHONPATH": path}
+        argv = [PYTHON, str(self.driver), mode, str(self.spawned), *self.child_argv(exit_on, grandchild)]
         proc = subprocess.Popen(argv, env=env, **popen)  # type: ignore[call-overload]
         self.procs.append(proc)
         return proc
@@ -152,21 +169,25 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
         ("raise SystemExit(1)", 1),
         ("raise SystemExit(143)", 143),
         # Killed by a signal: 128 + N, as a shell reports it.
-        ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", 128 + signal.SIGKILL),
+        pytest.param("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", 128 + getattr(signal, "SIGKILL", 9),
+                     marks=posix_only),
+        # Windows: TerminateProcess's exit code is the status (there is no "killed by").
+        pytest.param("import os; os.kill(os.getpid(), 9)", 9, marks=windows_only),
     ],
 )
 def test_exit_status_is_the_childs(code: str, status: int) -> None:
-    assert runner.run([sys.executable, "-c", code], dict(os.environ)) == status
+    assert runner.run([PYTHON, "-c", code], dict(os.environ)) == status
 
 
 def test_on_spawn_gets_the_real_child_pid(tmp_path: Path) -> None:
     out = tmp_path / "pid"
     seen: list[int] = []
     code = f"import os; open({str(out)!r}, 'w').write(str(os.getpid()))"
-    assert runner.run([sys.executable, "-c", code], dict(os.environ), on_spawn=seen.append) == 0
+    assert runner.run([PYTHON, "-c", code], dict(os.environ), on_spawn=seen.append) == 0
     assert seen == [int(out.read_text())]
 
 
+@posix_only
 def test_signal_state_is_restored_after_the_run() -> None:
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGWINCH)}
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
@@ -183,17 +204,17 @@ def test_on_spawn_failure_kills_and_reaps_the_child(tmp_path: Path) -> None:
         raise GuardError("registry unusable", ExitCode.STATE)
 
     with pytest.raises(GuardError, match="registry unusable"):
-        runner.run([sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ), on_spawn=refuse)
+        runner.run([PYTHON, "-c", "import time; time.sleep(60)"], dict(os.environ), on_spawn=refuse)
     assert len(started) == 1
     assert gone(started[0])
 
 
 def test_missing_program_and_windows_only_arguments() -> None:
     with pytest.raises(GuardError) as missing:
-        runner.run(["/nonexistent/claude"], {})
+        runner.run(["C:\\nonexistent\\claude.exe" if WINDOWS else "/nonexistent/claude"], {})
     assert missing.value.exit_code == ExitCode.NOT_FOUND
-    with pytest.raises(GuardError):
-        runner.run(["claude"], {}, command_line='"claude" -p')
+    with pytest.raises(GuardError):  # POSIX: a command line string is refused; Windows: no such program
+        runner.run(["claude"], {}, command_line='"claude" -p', application="C:\\nonexistent\\claude.exe")
     assert runner.exit_status(-15) == 143
     assert runner.exit_status(3) == 3
 
@@ -212,6 +233,7 @@ def test_job_object_layout_and_clear_refusal_off_windows() -> None:
 # --- a driver process -----------------------------------------------------------------------------------
 
 
+@posix_only
 def test_runner_writes_nothing_to_stdout(setup: Setup) -> None:
     proc = setup.start(MODES[0], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     setup.child_ready()
@@ -220,6 +242,7 @@ def test_runner_writes_nothing_to_stdout(setup: Setup) -> None:
     assert (out, err, proc.returncode) == (b"", b"", 143)
 
 
+@posix_only
 @pytest.mark.parametrize("mode", MODES)
 def test_sigterm_reaches_the_child_and_its_143_comes_back(setup: Setup, mode: str) -> None:
     proc = setup.start(mode)
@@ -231,6 +254,7 @@ def test_sigterm_reaches_the_child_and_its_143_comes_back(setup: Setup, mode: st
     assert setup.signals() == [signal.SIGTERM]
 
 
+@posix_only
 @pytest.mark.parametrize("mode", MODES)
 def test_sigint_reaches_the_child_which_decides(setup: Setup, mode: str) -> None:
     proc = setup.start(mode)
@@ -243,6 +267,7 @@ def test_sigint_reaches_the_child_which_decides(setup: Setup, mode: str) -> None
     assert setup.signals() == [signal.SIGINT, signal.SIGTERM]
 
 
+@posix_only
 @pytest.mark.parametrize("mode", MODES)
 def test_sigint_that_ends_the_child_gives_130(setup: Setup, mode: str) -> None:
     proc = setup.start(mode, exit_on=str(int(signal.SIGINT)))
@@ -252,6 +277,7 @@ def test_sigint_that_ends_the_child_gives_130(setup: Setup, mode: str) -> None:
     assert setup.signals() == [signal.SIGINT]
 
 
+@posix_only
 @pytest.mark.parametrize("mode", MODES)
 def test_every_forwarded_signal_arrives_in_order(setup: Setup, mode: str) -> None:
     proc = setup.start(mode)
@@ -266,6 +292,7 @@ def test_every_forwarded_signal_arrives_in_order(setup: Setup, mode: str) -> Non
     assert setup.signals() == [*sent, signal.SIGTERM]
 
 
+@posix_only
 @pytest.mark.parametrize("mode", MODES)
 def test_signal_ignored_by_the_runners_parent_stays_ignored(setup: Setup, mode: str) -> None:
     def ignore_usr1() -> None:
@@ -280,11 +307,15 @@ def test_signal_ignored_by_the_runners_parent_stays_ignored(setup: Setup, mode: 
     assert setup.signals() == [signal.SIGTERM]
 
 
+@posix_only
 @pytest.mark.parametrize("mode", MODES)
 def test_ctrl_c_at_a_terminal_reaches_the_child_once(setup: Setup, mode: str) -> None:
     # The terminal signals the whole foreground process group, the child included; passing it on as well
     # would be a second Ctrl-C, which makes claude exit.
     master, slave = os.openpty()
+
+    import fcntl
+    import termios
 
     def take_terminal() -> None:
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # runs after setsid: the pty becomes the controlling terminal
@@ -314,3 +345,41 @@ def test_killing_the_runner_leaves_no_orphan(setup: Setup) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=DEADLINE)
     wait_for(lambda: gone(child), "the orphaned child to die of PR_SET_PDEATHSIG")
+
+
+# --- Windows: the Job Object and the console ------------------------------------------------------------
+
+
+@windows_only
+def test_terminating_the_runner_ends_the_whole_tree_windows(setup: Setup) -> None:
+    """TerminateProcess on the guard (Task Manager's End task) closes its only handle to the job, and Windows
+    ends claude and everything claude started; the runner wrote nothing to stdout or stderr meanwhile."""
+    proc = setup.start("handlers", grandchild=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    setup.child_ready()
+    child = setup.children[0]
+    wait_for(lambda: len(child.children()) == 1, "the child to start its grandchild")
+    grandchild = child.children()[0]
+    setup.children.append(grandchild)
+    assert child.ppid() == proc.pid
+    proc.kill()  # TerminateProcess: the runner runs no code of its own after this
+    out, err = proc.communicate(timeout=DEADLINE)
+    assert (out, err) == (b"", b"")
+    wait_for(lambda: gone(child) and gone(grandchild), "the job to end the child and the grandchild")
+
+
+@windows_only
+def test_ctrl_break_reaches_the_child_once_and_the_runner_waits_windows(setup: Setup) -> None:
+    """A console control event goes to every process of the console group, claude included: the runner
+    ignores it and passes nothing on, so claude gets exactly one and decides (here: records it and exits with
+    128 + SIGBREAK)."""
+    proc = setup.start("handlers", exit_on=str(int(signal.SIGBREAK)),
+                       creationflags=subprocess.CREATE_NEW_PROCESS_GROUP)
+    setup.child_ready()
+    try:
+        os.kill(proc.pid, signal.CTRL_BREAK_EVENT)  # GenerateConsoleCtrlEvent to the group the driver leads
+    except OSError as e:
+        if not os.environ.get("CLAUDE_GUARD_UNDER_WINE"):
+            raise
+        pytest.skip(f"Wine 8 does not deliver console control events to a process group ({e})")
+    assert proc.wait(timeout=DEADLINE) == 128 + signal.SIGBREAK
+    assert setup.signals() == [signal.SIGBREAK]

@@ -1,22 +1,27 @@
 """Reading npm cmd-shim files and planning the launch, on shims written by the real cmd-shim package.
 
 scripts/gen-cmdshim-fixtures writes the fixtures (several cmd-shim versions, a folder path with spaces); the
-tests skip when node or npm is absent, and fail if the script does.
+tests skip when node or npm is absent, and fail if the script does. Under Wine (scripts/test-windows) there is
+no node: the harness writes them on Linux and names the folder in CLAUDE_GUARD_TEST_CMDSHIM_FIXTURES, whose
+manifest-native.json holds this system's paths.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from claude_guard.errors import ExitCode, GuardError
+from claude_guard.win.cmdline import cmd_exe_path
 from claude_guard.win.cmdshim import MAX_SHIM_BYTES, parse_cmd_shim
-from claude_guard.win.launch import plan
+from claude_guard.win.launch import plan, system_root
 from winmodels import HostileEnvironment, after_slash_c, cmd_c, parse_argv_post2008, parse_argv_pre2008
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,16 +33,20 @@ HOSTILE_ARGS = ["-p", "a & calc.exe", "%PATH%", 'say "hi"', "C:\\Program Files\\
 @pytest.fixture(scope="session")
 def fixtures(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], dict[str, Any]]:
     """Manifest entries by (version, case); the version installed by install-test-deps is "current"."""
-    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"{' and '.join(missing)} not found: the cmd-shim fixtures are written by npm's cmd-shim")
-    out = tmp_path_factory.mktemp("cmdshim")
-    done = subprocess.run(
-        [str(REPO / "scripts" / "gen-cmdshim-fixtures"), str(out)], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        pytest.fail(f"scripts/gen-cmdshim-fixtures failed ({done.returncode}):\n{done.stderr}")
-    entries = json.loads((out / "manifest.json").read_text())
+    given = os.environ.get("CLAUDE_GUARD_TEST_CMDSHIM_FIXTURES")
+    if given:
+        entries = json.loads((Path(given) / "manifest-native.json").read_text())
+    else:
+        missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
+        if missing:
+            pytest.skip(f"{' and '.join(missing)} not found: the cmd-shim fixtures are written by npm's cmd-shim")
+        out = tmp_path_factory.mktemp("cmdshim")
+        done = subprocess.run(
+            [str(REPO / "scripts" / "gen-cmdshim-fixtures"), str(out)], capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            pytest.fail(f"scripts/gen-cmdshim-fixtures failed ({done.returncode}):\n{done.stderr}")
+        entries = json.loads((out / "manifest.json").read_text())
     by_key: dict[tuple[str, str], dict[str, Any]] = {}
     for entry in entries:
         version = entry["version"] if entry["version"] in (*OLD_TAKEN, NOT_TAKEN) else "current"
@@ -224,8 +233,14 @@ def test_plan_refuses_unknown_batch_files_by_default(tmp_path: Path) -> None:
 def test_plan_escapes_unknown_batch_files_when_asked(tmp_path: Path) -> None:
     batch = tmp_path / "my claude.bat"
     batch.write_text("@echo off\r\nclaude.exe %*\r\n")
-    application, line = plan(str(batch), HOSTILE_ARGS, environ={"SystemRoot": "D:\\Win"}, on_unknown_batch="escape")
-    assert application == "D:\\Win\\System32\\cmd.exe"
+    environ = {"SystemRoot": "D:\\Win"}
+    application, line = plan(str(batch), HOSTILE_ARGS, environ=environ, on_unknown_batch="escape")
+    assert application == cmd_exe_path(system_root(environ))
+    if sys.platform == "win32":  # Windows is asked for its folder: the environment cannot move cmd.exe
+        assert not application.startswith("D:\\Win")
+        assert os.path.isfile(application)
+    else:  # elsewhere SystemRoot is all there is
+        assert application == "D:\\Win\\System32\\cmd.exe"
     outcome = cmd_c(after_slash_c(line), HostileEnvironment())
     assert outcome.operators == []
     assert parse_argv_post2008(outcome.text) == [str(batch), *HOSTILE_ARGS]

@@ -116,9 +116,9 @@ def _read_one(path: str, folder_uid: int) -> ClaudeFile | None:
         if not isinstance(data, dict):
             return None
         return ClaudeFile(path, data, st.st_uid if os.name == "posix" else -1, folder_uid)
-    except (OSError, ValueError, TypeError, RecursionError):
-        # Anything that does not parse is no file: bad UTF-8, bad JSON, nesting deep enough to exhaust the
-        # parser's recursion, a field of the wrong type.
+    except (OSError, ValueError, TypeError):
+        # Anything that does not parse is no file: bad UTF-8, bad JSON (nesting deep enough to exhaust the
+        # parser's recursion included: jsonio says ValueError), a field of the wrong type.
         return None
     finally:
         os.close(fd)

@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
 COOKIE = "CLAUDE_GUARD_COOKIE"  # set on every guarded session; the sweep finds its strays by it
+# Set on everything the guard starts: "<pid>:<start token>:<depth>" of the launch. A `real_claude` that is a
+# wrapper running `claude` by name finds the shim again; this tells the guard it is looping (launch.reentered).
+LAUNCHER = "CLAUDE_GUARD_LAUNCHER"
 
 # What a session adds to its children's environment, read from a real session by tests/test_env_real.py (Bash tool
 # commands, MCP servers; docs/real-claude-layout.md has the 2.1.330 dump) plus what `claude daemon` sets for its

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_BINARY = getattr(os, "O_BINARY", 0)  # Windows only: bytes as given, no LF -> CRLF, no stop at Ctrl-Z
 
 
 def atomic_write(path: str, data: bytes, *, mode: int = 0o600, tmp: str | None = None) -> None:
@@ -17,7 +18,9 @@ def atomic_write(path: str, data: bytes, *, mode: int = 0o600, tmp: str | None =
     removed)."""
     tmp = tmp or f"{path}.tmp-{os.getpid()}"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, mode)
+        # O_BINARY: Windows' C runtime opens in text mode by default and would write every LF as CRLF (the
+        # shim .exe that install copies would no longer start).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW | _BINARY, mode)
         try:
             if hasattr(os, "fchmod"):
                 os.fchmod(fd, mode)  # exactly `mode`, whatever the umask (a metrics file others read)
@@ -48,7 +51,7 @@ def atomic_write(path: str, data: bytes, *, mode: int = 0o600, tmp: str | None =
 def append(path: str, text: str, limit: int) -> None:
     """Append `text` to a log, first moving it to `<path>.1` (one old file kept) when it has grown past `limit`
     bytes. The file is closed before the rename: Windows refuses to rename a file that is open. Raises OSError."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | _NOFOLLOW
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | _NOFOLLOW | _BINARY
     fd = os.open(path, flags, 0o600)
     try:
         if os.fstat(fd).st_size > limit:

@@ -40,7 +40,9 @@ try:
     )
 
     def loads(text: str) -> Any:
-        """Parse one JSON document; ValueError on anything else (trailing garbage included)."""
+        """Parse one JSON document; ValueError on anything else (trailing garbage included, and nesting deeper
+        than the interpreter's recursion limit: `[[[[...` would otherwise raise RecursionError, which no
+        caller expects from bad input)."""
         stripped = text.strip(" \t\r\n")
         try:
             value, end = _scan(stripped, 0)
@@ -49,7 +51,10 @@ try:
             # can raise StopIteration or even SystemError), so let the full module say what is wrong.
             import json
 
-            return json.loads(stripped)
+            try:
+                return json.loads(stripped)
+            except RecursionError:
+                raise ValueError("JSON nested too deeply") from None
         if end != len(stripped):
             raise ValueError("extra data after the JSON document")
         return value
@@ -62,7 +67,10 @@ except ImportError:  # pragma: no cover - CPython always has _json
     import json
 
     def loads(text: str) -> Any:
-        return json.loads(text)
+        try:
+            return json.loads(text)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
 
     def dumps(value: Any) -> str:
         return json.dumps(value, allow_nan=False)

@@ -17,7 +17,7 @@ import time
 
 from . import __version__, argv, environ, procs, resolve
 from .errors import ExitCode, GuardError
-from .proc import GONE_STATES, claude_args
+from .proc import GONE_STATES, claude_args, program_name
 from .registry import Registry
 
 TYPE_CHECKING = False
@@ -120,8 +120,7 @@ class Census:
             proc = self.backend.read(pid)
             if proc is None:
                 break
-            exe_name = os.path.basename(proc.exe or "")
-            if exe_name in procs.CLAUDE_NAMES:
+            if proc.exe and program_name(proc.exe) in procs.CLAUDE_NAMES:
                 break
             if claude_args(proc) is None:
                 continue
@@ -189,7 +188,7 @@ def _entry(plan: Plan, pid: int, cookie: str) -> Entry:
         "start": procs.start_token(pid) or "",
         "session_id": plan.call.session_id,
         "kind": plan.call.kind,
-        "argv": plan.args,
+        "argv": _summary(plan.args),
         "program": plan.program,
         "cwd": _cwd(),
         "tty": _tty(),
@@ -199,6 +198,21 @@ def _entry(plan: Plan, pid: int, cookie: str) -> Entry:
         "cookie": cookie,
         "guard": __version__,
     }
+
+
+# What an entry keeps of claude's arguments: a record for people and `doctor`, not something the guard acts on,
+# and the registry is read and written whole by every launch, so its size must not follow the arguments'
+# (a prompt given as an argument can be 128 KiB, and there may be many).
+_ARGS_KEPT = 32
+_ARG_CHARS = 200
+
+
+def _summary(args: list[str]) -> list[str]:
+    out = [a if len(a) <= _ARG_CHARS else f"{a[:_ARG_CHARS]}...[{len(a) - _ARG_CHARS} more characters]"
+           for a in args[:_ARGS_KEPT]]
+    if len(args) > _ARGS_KEPT:
+        out.append(f"...[{len(args) - _ARGS_KEPT} more arguments]")
+    return out
 
 
 def _cwd() -> str:
@@ -252,7 +266,11 @@ def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = 
         with registry.locked():
             data = registry.load()
             census = Census(data, me)
-            waiters: list[Waiter] = [w for w in data["waiters"] if w["pid"] != me and procs.alive(w["pid"], w["start"])]
+            now = time.monotonic()
+            mine = next((w for w in data["waiters"] if w["pid"] == me), None)
+            # The queue: this launch's own place, and every other waiter that is still a live guard process
+            # of this user renewing its place (a stopped or frozen one, or a forged record, keeps nothing).
+            queue = [w for w in data["waiters"] if w is mine or (w["pid"] != me and _waiting(w, now))]
             if sid:
                 holders = census.holders(sid)
                 if holders and settings.on_duplicate == "takeover" and not took_over:
@@ -264,29 +282,56 @@ def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = 
                     registry.log(f"refused duplicate session {sid} held by PIDs {holders}")
                     raise _refuse_duplicate(sid, holders, plan.call.continues)
             running = len(census.pids(unguarded))
-            position = next((i for i, w in enumerate(data["waiters"]) if w["pid"] == me), None)
-            ahead = len(waiters) if position is None else sum(
-                1 for w in data["waiters"][:position] if w in waiters)
+            # Waiters are ahead only of other waiters: under on_cap = refuse a launch asks for a slot now, and
+            # nobody queued makes it wait (or refuses it).
+            ahead = (len(queue) if mine is None else queue.index(mine)) if wait else 0
+            others = [w for w in queue if w is not mine]
             if running + ahead < cap:
                 entry = _entry(plan, pid, cookie)
                 data["sessions"] = [*census.live, entry]
-                data["waiters"] = waiters
+                data["waiters"] = others
                 registry.save(data)
                 registry.log(f"admitted pid={pid} kind={plan.call.kind} session={sid} running={running + 1}/{cap}"
-                             + (f" waited={time.monotonic() - began:.1f}s" if position is not None else ""))
+                             + (f" waited={time.monotonic() - began:.1f}s" if mine is not None else ""))
                 return entry
-            if not wait or time.monotonic() >= deadline:
-                if position is not None:
-                    data["sessions"], data["waiters"] = census.live, waiters
+            if not wait or now >= deadline:
+                if mine is not None:
+                    data["sessions"], data["waiters"] = census.live, others
                     registry.save(data)
                 registry.log(f"refused at cap {running}/{cap}")
-                raise _refuse_cap(census, cap, time.monotonic() - began if wait else None, unguarded)
-            if position is None:
+                raise _refuse_cap(census, cap, now - began if wait else None, unguarded)
+            if mine is None:  # first time here, or dropped while it could not renew: to the back of the queue
                 data["sessions"] = census.live
-                data["waiters"] = [*waiters, {"pid": me, "start": my_start, "since": time.time()}]
+                data["waiters"] = [*others, {"pid": me, "start": my_start, "since": time.time(), "renewed": now}]
+                registry.save(data)
+            elif now - mine.get("renewed", 0.0) >= _RENEW:
+                mine["renewed"] = now
+                data["sessions"], data["waiters"] = census.live, queue
                 registry.save(data)
         time.sleep(delay)
         delay = min(delay * 1.5, 0.5)
+
+
+# A waiter renews its place in the queue (`renewed`, on the system-wide monotonic clock) every _RENEW seconds
+# while it polls; one that has not for _STALE seconds (stopped with Ctrl-Z, frozen, gone) loses its place.
+_RENEW = 1.0
+_STALE = 10.0
+
+
+def _waiting(w: Waiter, now: float) -> bool:
+    """A waiter record still holds a place: renewed lately, by that very process, which is a guard's launch
+    of this user (a record naming any other process, however alive, counts for nothing)."""
+    renewed = w.get("renewed")
+    if not isinstance(renewed, (int, float)) or not 0 <= now - renewed < _STALE:
+        return False
+    if not procs.alive(w["pid"], w["start"]):
+        return False
+    proc = procs.read(w["pid"])
+    if proc is None or (hasattr(os, "getuid") and proc.uid >= 0 and proc.uid != os.getuid()):
+        return False
+    # The guard runs as `python -IS <shim>`, `claude-guard[-shim] ...` or `python -m claude_guard ...`.
+    return any(os.path.basename(arg).lower().startswith("claude-guard") or arg == "claude_guard"
+               or (os.path.isabs(arg) and resolve.is_shim(arg)) for arg in proc.cmdline[:4])
 
 
 def update_pid(registry: Registry, old_pid: int, new_pid: int) -> None:
@@ -371,6 +416,31 @@ def start(plan: Plan, on_spawn: Callable[[int], None] | None = None, unknown_bat
                       command_line=command_line)
 
 
+# Nested launches (a session whose Bash tool runs claude, whose Bash tool runs claude, ...) each add one to the
+# depth; a wrapper that starts the guard again forks or execs without end, and this is where it stops.
+_MAX_DEPTH = 8
+
+
+def launcher_mark(env: Mapping[str, str]) -> str:
+    """The LAUNCHER value for what this launch starts: this process, and one more level than it was given."""
+    depth = env.get(environ.LAUNCHER, "").rpartition(":")[2]
+    level = int(depth) + 1 if depth.isdigit() else 1
+    return f"{os.getpid()}:{procs.start_token(os.getpid()) or ''}:{level}"
+
+
+def reentered(env: Mapping[str, str]) -> bool:
+    """This launch was started by what a launch of the guard started, in a loop: the very process that
+    launched before (an exec chain: shim, wrapper, `exec claude`, shim) or too many levels deep (a wrapper
+    that forks). A real claude whose tool runs `claude` is one level per session, and passes."""
+    mark = env.get(environ.LAUNCHER, "")
+    if not mark:
+        return False
+    pid, start, depth = [*mark.split(":"), "", "", ""][:3]
+    if pid == str(os.getpid()) and start and start == procs.start_token(os.getpid()):
+        return True
+    return depth.isdigit() and int(depth) >= _MAX_DEPTH
+
+
 def run_guarded(program: str | None, prefix: list[str], args: list[str], *, self_path: str | None = None,
                 env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None,
                 warn: Callable[[str], None] | None = None, settings: Settings | None = None) -> int:
@@ -386,9 +456,15 @@ def run_guarded(program: str | None, prefix: list[str], args: list[str], *, self
     env = os.environ if env is None else env
     if settings is None:
         settings = config.load(env, overrides, lenient=True)
+    if reentered(env):
+        what = settings.real_claude or "the claude it found"
+        raise GuardError(f"claude-guard was started again by what it started ({what} runs `claude` by name, which is "
+                         "this shim): a loop. Point real_claude (CLAUDE_GUARD_REAL_CLAUDE) at Claude Code itself, "
+                         "or have the wrapper run it by its full path", ExitCode.NOT_FOUND)
     if program is None:
-        program = resolve.find_real_claude(settings.real_claude, env.get("PATH"), self_path)
+        program = resolve.find_real_claude(settings.real_claude, env.get("PATH"), self_path, pathext=env.get("PATHEXT"))
     plan = prepare(program, prefix, args, env, settings)
+    plan.env[environ.LAUNCHER] = launcher_mark(env)
     registry: Registry | None = None
     guarded = plan.call.session
     if settings.problems and plan.call.session:

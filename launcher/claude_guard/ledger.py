@@ -46,7 +46,7 @@ def key(pid: int, start: str) -> str:
 def empty(boot: str | None = None) -> Book:
     return {"version": VERSION, "boot": boot or clock.boot_id(), "sleep": [], "procs": {}, "strays": {},
             "cooldown_until": 0.0, "counters": {"ended": {}, "freed_bytes": {}, "failed": 0, "sweeps": 0,
-                                                "last_sweep": 0.0}}
+                                                "last_sweep": 0.0, "swept_by": ""}}
 
 
 def load(folder: str) -> Book:
@@ -167,3 +167,7 @@ def record(book: Book, actions: Iterable[Action], now: float, cooldown: float) -
     counters["failed"] = int(counters.get("failed", 0)) + failed
     counters["sweeps"] = int(counters.get("sweeps", 0)) + 1
     counters["last_sweep"] = now
+    # Who swept: a `reap --watch` is told apart from any other user's or HOME's watch by this, not by its name.
+    from . import procs
+
+    counters["swept_by"] = key(os.getpid(), procs.start_token(os.getpid()) or "")

@@ -490,14 +490,15 @@ def _list_kept(out: Plan, view: View, mode: str, gone_with: set[int]) -> None:
 
 
 class Sweep:
-    """What one sweep did: its plan (actions with their outcomes) and how many sessions it saw live."""
+    """What one sweep did: its plan (actions with their outcomes), how many sessions it saw live, and why its
+    records (registry, ledger) could not be updated, if they could not."""
 
-    def __init__(self, plan: Plan, live: int, dry_run: bool) -> None:
-        self.plan, self.live, self.dry_run = plan, live, dry_run
+    def __init__(self, plan: Plan, live: int, dry_run: bool, records_error: str | None = None) -> None:
+        self.plan, self.live, self.dry_run, self.records_error = plan, live, dry_run, records_error
 
     @property
     def failed(self) -> bool:
-        return any(a.outcome == "failed" for a in self.plan.actions)
+        return self.records_error is not None or any(a.outcome == "failed" for a in self.plan.actions)
 
 
 def sweep(settings: Settings, *, dry_run: bool = False, all_users: bool = False, force: bool = False,
@@ -508,6 +509,7 @@ def sweep(settings: Settings, *, dry_run: bool = False, all_users: bool = False,
     import contextlib
 
     from . import ledger
+    from .errors import ExitCode, GuardError
     from .registry import LockTimeout, Registry
 
     folder = settings.registry_dir()
@@ -524,22 +526,31 @@ def sweep(settings: Settings, *, dry_run: bool = False, all_users: bool = False,
     try:
         held.enter_context(ledger.lock(folder, settings.grace + 10.0))
     except LockTimeout:
-        from .errors import ExitCode, GuardError
-
         raise GuardError("another reap is still running (its lock is held); this one was skipped",
                          ExitCode.FAILURE) from None
+    error: str | None = None
     with held:
         book = ledger.load(folder)
         view, out = look(book)
         execute(out, settings, all_users=all_users, log=False)
-        ended = [a for a in out.actions if a.outcome == "ended"]
-        if out.pruned or any(a.session and a.session.guarded for a in ended):
-            out.pruned = prune(Registry(folder, settings.lock_timeout), [(a.pid, a.start) for a in ended if a.session])
-        audit(out)
-        ledger.observe(book, view, settings)
-        ledger.record(book, out.actions, view.now, settings.cooldown)
-        ledger.save(folder, book)
-    return Sweep(out, len(view.sessions), dry_run)
+        # Signals were sent: they go into the audit log (and the report) before anything that can still fail.
+        # A frozen registry lock or a full disk must not hide what was ended.
+        audit(out, pruned=False)
+        try:
+            ended = [a for a in out.actions if a.outcome == "ended"]
+            if out.pruned or any(a.session and a.session.guarded for a in ended):
+                out.pruned = prune(Registry(folder, settings.lock_timeout),
+                                   [(a.pid, a.start) for a in ended if a.session])
+            audit(out, actions=False)
+            ledger.observe(book, view, settings)
+            ledger.record(book, out.actions, view.now, settings.cooldown)
+            ledger.save(folder, book)
+        except (GuardError, OSError) as e:
+            out.pruned = []  # nothing was pruned
+            error = (f"the sweep's records could not be updated ({e}); what was ended is reported here and in the "
+                     "audit log, and the next sweep prunes the registry")
+            out.notes.append(error)
+    return Sweep(out, len(view.sessions), dry_run, error)
 
 
 def _idle_order(s: Session) -> tuple[float, int, int]:
@@ -647,8 +658,10 @@ def resume_command(session_id: str | None, cwd: str | None, base: str | None) ->
     return f"cd {shlex.quote(cwd)} && {command}" if cwd else command
 
 
-def audit(out: Plan) -> None:
-    """Append one JSON line per ended (or failed) action and per pruned entry to the audit log."""
+def audit(out: Plan, *, actions: bool = True, pruned: bool = True) -> None:
+    """Append one JSON line per ended (or failed) action and per pruned entry to the audit log (`actions`,
+    `pruned`: which of the two; the reap writes the actions the moment signals were sent, before anything
+    that can fail, and the pruned entries once pruning is done)."""
     import socket
 
     folder = paths.log_dir()
@@ -656,12 +669,12 @@ def audit(out: Plan) -> None:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     base = {"time": stamp, "ts": round(time.time(), 3), "host": socket.gethostname(), "reaper_pid": os.getpid()}
     lines = []
-    for a in out.actions:
+    for a in out.actions if actions else ():
         lines.append({**base, "event": a.outcome, "pid": a.pid, "start": a.start, "session_id": a.session_id,
                       "reason": a.reason, "detail": a.detail, "freed_bytes": a.rss if a.outcome == "ended" else 0,
                       "processes": len(a.targets), "signals": a.signals, "killed": a.killed, "errors": a.errors,
                       "cwd": a.cwd, "resume": a.resume})
-    for e in out.pruned:
+    for e in out.pruned if pruned else ():
         lines.append({**base, "event": "pruned", "pid": e.get("pid"), "start": e.get("start"),
                       "session_id": e.get("session_id"), "reason": "dead"})
     if not lines:

@@ -15,7 +15,7 @@ class _EntryBase(TypedDict):
     start: str  # its start token (proc backend)
     session_id: str | None
     kind: str  # argv.Call.kind: interactive, print, ...
-    argv: list[str]  # claude's arguments, repaired
+    argv: list[str]  # claude's arguments, repaired, summarised (launch._summary: bounded in count and length)
     program: str
     cwd: str
     tty: str | None
@@ -32,12 +32,16 @@ class Entry(_EntryBase, total=False):
     guard_pid: int  # where exec is impossible: the guard that waits for claude (the entry's pid is its child)
 
 
-class Waiter(TypedDict):
-    """A launch queued for a slot (on_cap = wait), in arrival order."""
-
+class _WaiterBase(TypedDict):
     pid: int
     start: str
-    since: float
+    since: float  # epoch seconds
+
+
+class Waiter(_WaiterBase, total=False):
+    """A launch queued for a slot (on_cap = wait), in arrival order."""
+
+    renewed: float  # the monotonic clock when it last renewed its place (launch._RENEW, _STALE)
 
 
 class RegistryData(TypedDict):
@@ -69,6 +73,7 @@ class Counters(TypedDict):
     failed: int
     sweeps: int
     last_sweep: float
+    swept_by: str  # "pid:start" of the process that swept last (doctor finds a running `reap --watch` by it)
 
 
 class Book(TypedDict):

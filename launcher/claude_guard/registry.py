@@ -54,10 +54,16 @@ def _unsafe(path: str, st: os.stat_result, what: str) -> GuardError:
         ExitCode.STATE)
 
 
-def describe_unsafe(st: os.stat_result) -> str | None:
-    """Why a file or folder of ours must not be trusted, or None when it is fine."""
+def describe_unsafe(st: os.stat_result, windows: bool = sys.platform == "win32") -> str | None:
+    """Why a file or folder of ours must not be trusted, or None when it is fine.
+
+    With Windows semantics only a symlink is refused: Windows has no owner or mode bits to read here (os.stat
+    makes the bits up, 0o777 for every folder), access is in ACLs, and the state folder sits in the user's
+    own profile, which other accounts cannot write by default (doctor reports it so)."""
     if stat.S_ISLNK(st.st_mode):
         return "a symlink"
+    if windows:
+        return None
     if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
         return f"owned by uid {st.st_uid}, not by you (uid {os.geteuid()})"
     if st.st_mode & 0o022:
@@ -71,13 +77,17 @@ def ensure_dir(path: str) -> None:
         st = os.lstat(path)
     except FileNotFoundError:
         parent = os.path.dirname(path)
-        if parent:
-            os.makedirs(parent, mode=0o755, exist_ok=True)
         try:
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            pass  # a concurrent launch made it; checked below
-        st = os.lstat(path)
+            if parent:
+                os.makedirs(parent, mode=0o755, exist_ok=True)
+            try:
+                os.mkdir(path, 0o700)
+            except FileExistsError:
+                pass  # a concurrent launch made it; checked below
+            st = os.lstat(path)
+        except OSError as e:  # a read-only file system, a parent that is a file, no permission
+            raise GuardError(f"cannot create state folder {path}: {e.strerror}; set state_dir to a private "
+                             "folder on a writable file system", ExitCode.STATE) from None
     if not stat.S_ISDIR(st.st_mode) and not stat.S_ISLNK(st.st_mode):
         raise GuardError(f"state folder {path} is not a folder; remove it or set state_dir", ExitCode.STATE)
     problem = describe_unsafe(st)
@@ -161,7 +171,7 @@ class Registry:
         """The registry's content; a missing file is an empty registry, a bad one is set aside."""
         try:
             return self.read()
-        except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError) as e:
+        except _MALFORMED as e:
             reason = e.strerror if isinstance(e, OSError) and e.strerror else "not a valid registry"
             return self._set_aside(reason)
 
@@ -177,20 +187,29 @@ class Registry:
             raise _unsafe(self.folder, st, "state folder")
         try:
             return self.read()
-        except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError):
+        except _MALFORMED:
             return _empty()
 
     def read(self) -> RegistryData:
-        """The file's content, checked: missing reads as empty; a symlink or another user's file raises
-        GuardError; anything unreadable or malformed raises for the caller to handle."""
+        """The file's content, checked on every read: missing reads as empty; a symlink, another user's file
+        or one writable by group or others (anyone who could have written into it) raises GuardError;
+        anything unreadable or malformed raises (one of _MALFORMED) for the caller to handle."""
         try:
             st = os.lstat(self.path)
         except FileNotFoundError:
             return _empty()
-        if stat.S_ISLNK(st.st_mode) or (hasattr(os, "geteuid") and st.st_uid != os.geteuid()):
+        if stat.S_ISLNK(st.st_mode):
             raise _unsafe(self.path, st, "registry")
-        fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+                     | getattr(os, "O_BINARY", 0))
         with os.fdopen(fd, "rb") as f:
+            st = os.fstat(fd)  # the file actually opened, not the name looked at before
+            # Mode bits mean nothing on Windows (Python reports 0o666 for any writable file): the profile
+            # folder's ACL keeps other accounts out there.
+            if hasattr(os, "geteuid") and describe_unsafe(st):
+                raise _unsafe(self.path, st, "registry")
+            if not stat.S_ISREG(st.st_mode):
+                raise ValueError("not a regular file")
             return _validate(jsonio.loads(f.read(64 << 20).decode("utf-8")))
 
     def _set_aside(self, reason: str) -> RegistryData:
@@ -241,6 +260,11 @@ def remove_stale_temps(path: str) -> None:
             os.unlink(os.path.join(folder, name))
         except OSError:
             pass
+
+
+# What a registry that cannot be used looks like, all set aside and rebuilt by `load`: unreadable, not UTF-8,
+# not JSON (nested too deeply included: jsonio says ValueError) or not our shape.
+_MALFORMED = (OSError, ValueError, KeyError, TypeError)
 
 
 def _empty() -> RegistryData:

@@ -8,12 +8,15 @@ marker, which covers two shim folders on PATH and a shim reached through a symli
 from __future__ import annotations
 
 import os
+import sys
 
 from .errors import ExitCode, GuardError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+WINDOWS = sys.platform == "win32"
 
 # Written into every shim by `claude-guard install`; how the tool tells its own file from a foreign one.
 MARKER = b"claude-guard-shim-id: 6f1e0c2a-8d3b-4c55-9a70-claude-guard"
@@ -66,9 +69,12 @@ def _same(a: str, b: str | None) -> bool:
         return False
 
 
-def find_real_claude(explicit: str, path_env: str | None, self_path: str | None) -> str:
+def find_real_claude(explicit: str, path_env: str | None, self_path: str | None, *, windows: bool = WINDOWS,
+                     pathext: str | None = None, sep: str = os.pathsep) -> str:
     """The real claude: `explicit` (config real_claude / CLAUDE_GUARD_REAL_CLAUDE), else the first
-    executable `claude` on PATH that is not a shim of ours. Raises GuardError(127) when there is none."""
+    executable `claude` on PATH that is not a shim of ours. Raises GuardError(127) when there is none.
+
+    With Windows semantics PATH is searched as Windows does (`on_path`); `pathext` defaults to $PATHEXT."""
     if explicit:
         if not (os.path.isfile(explicit) and os.access(explicit, os.X_OK)):
             raise GuardError(f"real_claude {explicit} is not an executable file; fix real_claude / "
@@ -78,7 +84,7 @@ def find_real_claude(explicit: str, path_env: str | None, self_path: str | None)
                              "real claude", ExitCode.NOT_FOUND)
         return explicit
     searched = 0
-    for candidate in on_path(path_env):
+    for candidate in on_path(path_env, windows=windows, pathext=pathext, sep=sep):
         searched += 1
         if _same(candidate, self_path) or is_shim(candidate):
             # The claude that stood here before install is the one this PATH position meant.
@@ -93,9 +99,19 @@ def find_real_claude(explicit: str, path_env: str | None, self_path: str | None)
                      ExitCode.NOT_FOUND)
 
 
-def on_path(path_env: str | None) -> Iterator[str]:
-    """Every executable `claude` on PATH, in PATH order: the one PATH walk (doctor asks for the first)."""
-    for folder in (path_env or os.defpath).split(os.pathsep):
+def on_path(path_env: str | None, *, windows: bool = WINDOWS, pathext: str | None = None,
+            sep: str = os.pathsep) -> Iterator[str]:
+    """Every executable `claude` on PATH, in PATH order: the one PATH walk (doctor asks for the first).
+
+    Windows: `claude` + each PATHEXT extension in each folder (claude.exe, claude.cmd, ...), never the
+    extensionless sh script npm also writes there, nor the current folder or relative entries."""
+    if windows:
+        from .win import pathext as winpath
+
+        pathext = os.environ.get("PATHEXT", "") if pathext is None else pathext
+        yield from winpath.matches("claude", path_env or "", pathext, sep=sep)
+        return
+    for folder in (path_env or os.defpath).split(sep):
         candidate = os.path.join(folder or ".", "claude")
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             yield candidate
@@ -104,8 +120,4 @@ def on_path(path_env: str | None) -> Iterator[str]:
 def first_on_path(path_env: str | None, pathext: str = "") -> str | None:
     """The claude a shell would start, shim or not; Windows finds claude.exe, claude.cmd, ... with PATHEXT,
     as the console does."""
-    if os.name == "nt":
-        from .win import pathext as windows
-
-        return windows.which("claude", path_env or "", pathext, lambda _: False)
-    return next(on_path(path_env), None)
+    return next(on_path(path_env, pathext=pathext), None)

@@ -67,6 +67,18 @@ def _unguarded(args: list[str], self_path: str | None, settings: Settings) -> in
         real = resolve.find_real_claude(str(settings.real_claude or ""), os.environ.get("PATH"), self_path)
         repaired, _ = argv.repair(list(args))
         env, _ = environ.clean(os.environ, settings.strip_env, settings.keep_env, bool(settings.keep_markers))
+        try:
+            from .launch import launcher_mark
+
+            env[environ.LAUNCHER] = launcher_mark(os.environ)  # a wrapper looping back is still caught
+        except Exception:
+            pass  # whatever failed above may fail here too; the mark is a safeguard, not a condition
+        if sys.platform == "win32":
+            # Windows has no exec: os.execv there joins the arguments unquoted and cannot start npm's
+            # claude.cmd. The runner starts it as a guarded launch would, only without the registry.
+            from . import runner
+
+            return runner.run([real, *repaired], env)
         os.execve(real, [real, *repaired], env)
     except GuardError as e:
         message(e.message)

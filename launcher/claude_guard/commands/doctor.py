@@ -187,8 +187,17 @@ def check_real_claude(settings: Settings | None) -> Check:
     except GuardError as e:
         return Check("real claude", False, e.message, "install Claude Code, or set real_claude in the config")
     try:
-        result = subprocess.run([real, "--version"], capture_output=True, text=True, timeout=20,
-                                stdin=subprocess.DEVNULL, check=False)
+        if os.name == "nt":  # started as a launch starts it: npm's claude.cmd read, never handed to cmd.exe
+            from ..win.launch import plan
+
+            application, line = plan(real, ["--version"], environ=os.environ)
+            result = subprocess.run(line, executable=application, capture_output=True, text=True, timeout=20,
+                                    stdin=subprocess.DEVNULL, check=False)
+        else:
+            result = subprocess.run([real, "--version"], capture_output=True, text=True, timeout=20,
+                                    stdin=subprocess.DEVNULL, check=False)
+    except GuardError as e:
+        return Check("real claude", False, e.message, "reinstall Claude Code")
     except (OSError, subprocess.TimeoutExpired) as e:
         return Check("real claude", False, f"{real} does not run ({e})", "reinstall Claude Code")
     version = (result.stdout.strip() or result.stderr.strip()).splitlines()[:1]
@@ -270,13 +279,12 @@ def check_unattended(settings: Any) -> list[Check]:
     ended and whether it still runs."""
     import time
 
-    watch = _watch_process()
-    if watch:
-        # Only a watch that sweeps this user's state counts (another HOME's, or a stuck one, does not): its
-        # sweeps leave their time in the ledger.
-        interval = float(settings.interval) if settings else 60.0
-        if time.time() - _last_any_sweep(settings) > 3 * interval + 120:
-            watch = None
+    # Only a watch that sweeps this state counts (another user's or HOME's, or a stuck one, does not): the
+    # ledger names the process that swept last, and it must have swept lately.
+    watch = _watch_process(settings)
+    interval = float(settings.interval) if settings else 60.0
+    if watch and time.time() - _last_any_sweep(settings) > 3 * interval + 120:
+        watch = None
     first = check_timer(watch)
     last = check_last_sweep(settings, watch, first.ok)
     return [first, last] if last else [first]
@@ -394,22 +402,21 @@ def _ago(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
-def _watch_process() -> tuple[int, float] | None:
-    """(pid, start time) of this user's running `claude-guard reap --watch`, if any (not a --dry-run one)."""
-    import os
-
-    import psutil
+def _watch_process(settings: Any) -> tuple[int, float] | None:
+    """(pid, start time) of the running `claude-guard reap --watch` (not a --dry-run one) that swept this
+    state last, as the ledger names it (pid and start token, so a reused PID is not taken for it)."""
+    from .. import ledger, paths, procs
 
     try:
-        me = psutil.Process().username()
-    except (psutil.Error, OSError):
+        folder = settings.registry_dir() if settings else paths.state_dir()
+        pid_text, _, start = str(ledger.load(folder)["counters"].get("swept_by") or "").partition(":")
+        pid = int(pid_text)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
-    for p in psutil.process_iter(["pid", "cmdline", "create_time", "username"]):
-        args = p.info.get("cmdline") or []
-        if p.info["pid"] == os.getpid() or "--watch" not in args or "reap" not in args:
-            continue
-        if "--dry-run" in args or "-n" in args or p.info.get("username") != me:
-            continue
-        if any("claude-guard" in a or "claude_guard" in a for a in args):
-            return int(p.info["pid"]), float(p.info.get("create_time") or 0.0)
-    return None
+    if not start or not procs.alive(pid, start):
+        return None
+    row = procs.read(pid)
+    args = row.cmdline if row is not None else []
+    if "--watch" not in args or "reap" not in args or "--dry-run" in args or "-n" in args:
+        return None
+    return pid, row.created if row is not None else 0.0

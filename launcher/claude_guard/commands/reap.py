@@ -96,6 +96,8 @@ def once(args: argparse.Namespace, settings: Settings, only: list[str] | None) -
 
     result = reaper.sweep(settings, dry_run=args.dry_run, all_users=args.all_users, force=args.force, only=only,
                           under=args.under)
+    if result.records_error:
+        output.message(result.records_error)
     report(result.plan, args, view_count=result.live)
     return result
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
 LINUX = sys.platform.startswith("linux")
+WINDOWS = sys.platform == "win32"
 
 # Basenames of the real CLI's executable: the native build (npm links it as bin/claude.exe) and the
 # node entry of older npm releases.
@@ -92,20 +93,42 @@ class Proc:
         return f"Proc(pid={self.pid}, ppid={self.ppid}, state={self.state!r}, cmdline={self._cmdline!r})"
 
 
-def claude_args(proc: Proc, is_shim: Callable[[str], bool] | None = None) -> list[str] | None:
+def program_name(path: str, windows: bool = WINDOWS) -> str:
+    """The name a program file goes by: its file name; with Windows semantics compared as Windows does,
+    without case, trailing dots or spaces, or the extension Windows adds (`node.exe` is node,
+    `CLAUDE.EXE` and npm's `claude.cmd` are claude)."""
+    if not windows:
+        return os.path.basename(path)
+    import ntpath  # already loaded on Windows (it is os.path there)
+
+    name = ntpath.basename(path).rstrip(". ").lower()
+    root, ext = ntpath.splitext(name)
+    return root if ext in _WINDOWS_PROGRAMS else name
+
+
+_WINDOWS_PROGRAMS = (".exe", ".com", ".cmd", ".bat")
+
+
+def claude_args(proc: Proc, is_shim: Callable[[str], bool] | None = None, *,
+                windows: bool = WINDOWS) -> list[str] | None:
     """If `proc` runs Claude Code, the arguments it was given; else None.
 
     Matches the executable, not the name: the native binary by its file name, a script (node `cli.js`, or
     a `claude` script such as a test stand-in) by the script its interpreter runs. A wrapper whose command
     line merely mentions claude (`timeout 40 claude ...`, `bash -c "claude ..."`) is not Claude Code, and
     neither is a claude-guard shim still deciding whether to launch (`is_shim(path)` says which files are
-    ours).
+    ours). With Windows semantics names compare as Windows compares them (`program_name`), and our shim is
+    itself an executable named claude.exe (pip's launcher, alive as the guard's ancestor while claude runs):
+    `is_shim` tells it apart from the real one.
     """
     if proc.state in GONE_STATES or not proc.cmdline:
         return None
     cmdline = proc.cmdline
-    exe_name = os.path.basename(proc.exe) if proc.exe else os.path.basename(cmdline[0])
+    exe = proc.exe or cmdline[0]
+    exe_name = program_name(exe, windows)
     if exe_name in CLAUDE_NAMES:
+        if windows and is_shim is not None and is_shim(exe):
+            return None
         return cmdline[1:]
     base = exe_name.rstrip("0123456789.")  # python3.11, node20, ...
     if base not in INTERPRETERS:
@@ -116,12 +139,12 @@ def claude_args(proc: Proc, is_shim: Callable[[str], bool] | None = None) -> lis
             if _runs_code(base, script):
                 return None  # the program is on the command line (`python3 -c "... #/claude"`): no script
             continue
-        name = os.path.basename(script)
+        name = program_name(script, windows)
         if name in CLAUDE_NAMES:
             if is_shim is not None and is_shim(script):
                 return None
             return cmdline[i + 1 :]
-        if name in NODE_ENTRIES and "claude-code" in script:
+        if name in NODE_ENTRIES and "claude-code" in (script.lower() if windows else script):
             return cmdline[i + 1 :]
         return None
     return None

@@ -122,10 +122,11 @@ class Linux(Backend):
                     created=boot + int(start) / self._tick)
 
     def scan(self, uid: int | None, needle: bytes = b"") -> Iterator[Proc]:
-        # The needle test comes before any stat: this loop visits every process on the machine on every
-        # `claude` launch. For an ordinary user most processes are someone else's: a stat of the folder is
-        # cheaper than reading their command lines. For root every process is its own, so the stat would only
-        # add cost.
+        # This loop visits every process on the machine on every `claude` launch, and a command line can be
+        # megabytes (anyone's: 150 of another user's, 1.5 MB each, made root's launch 15 times slower). So the
+        # owner is checked before anything is read: for an ordinary user by a stat of the folder (most
+        # processes are someone else's, and a stat is cheaper than an open), for root by an fstat of the
+        # opened file, which the read needed anyway.
         rdonly = os.O_RDONLY
         owner_first = uid is not None and uid != 0
         boot = _boot()
@@ -143,6 +144,9 @@ class Linux(Backend):
             except OSError:
                 continue
             try:
+                st_uid = os.fstat(fd).st_uid
+                if uid is not None and st_uid != uid:
+                    continue
                 raw = os.read(fd, _CHUNK)
                 if needle and needle not in raw:
                     continue
@@ -151,13 +155,10 @@ class Linux(Backend):
                     if not more:
                         break
                     raw += more
-                st_uid = os.fstat(fd).st_uid
             except OSError:
                 continue
             finally:
                 os.close(fd)
-            if uid is not None and st_uid != uid:
-                continue
             st = _stat(name)
             if st is not None:
                 yield self._make(int(name), st, st_uid, raw, boot)

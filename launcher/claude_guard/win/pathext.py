@@ -14,7 +14,7 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 DEFAULT_PATHEXT = ".COM;.EXE;.BAT;.CMD"
 PROGRAM_EXTENSIONS = frozenset({".exe", ".com"})  # CreateProcess starts these itself
@@ -58,18 +58,22 @@ def parse_pathext(pathext: str) -> list[str]:
 
 
 def which(name: str, path: str, pathext: str, skip: Callable[[str], bool], *, sep: str = ";") -> str | None:
-    """The file Windows would start for `name`, searching `path` (entries split on `sep`) with `pathext`.
-
-    For each PATH entry in order, tries `name` itself when it already ends in a PATHEXT extension, then
-    `name` + each PATHEXT extension in order; the first regular file wins unless `skip(candidate)` is true
-    (our own shim), in which case the search goes on. A `name` with a folder part is looked up there only.
+    """The file Windows would start for `name`, searching `path` (entries split on `sep`) with `pathext`:
+    the first of `matches` unless `skip(candidate)` is true (our own shim), in which case the search goes on.
     Returns the path as found on disk, or None.
     """
+    return next((found for found in matches(name, path, pathext, sep=sep) if not skip(found)), None)
+
+
+def matches(name: str, path: str, pathext: str, *, sep: str = ";") -> Iterator[str]:
+    """Every file Windows could start for `name`, in the order it tries them: for each PATH entry in order,
+    `name` itself when it already ends in a PATHEXT extension, then `name` + each PATHEXT extension in order.
+    A `name` with a folder part is looked up there only. Paths are as found on disk."""
     name = windows_name(name)
     exts = parse_pathext(pathext)
     bare = name.replace("/", "\\").rsplit("\\", 1)[-1]
     if not bare or ":" in bare or bare in (".", ".."):
-        return None
+        return
     candidates = ([bare.lower()] if extension(bare) in exts else []) + [bare.lower() + ext for ext in exts]
     if bare != name:
         folders = [name[: len(name) - len(bare)]]
@@ -81,9 +85,8 @@ def which(name: str, path: str, pathext: str, skip: Callable[[str], bool], *, se
         found = _listing(folder)
         for candidate in candidates:
             actual = found.get(candidate)
-            if actual is not None and not skip(actual):
-                return actual
-    return None
+            if actual is not None:
+                yield actual
 
 
 def find_file(folder: str, name: str) -> str | None:
