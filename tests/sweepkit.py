@@ -63,9 +63,7 @@ class Sandbox:
         self.record.mkdir()
         self.real_dir = tmp / "real"
         self.claude = self.real = write_standin(self.real_dir, sys.executable)
-        self.host = tmp / "bin" / "host.py"  # a copy in the sandbox's own bin folder (tests put programs there)
-        self.host.parent.mkdir()
-        self.host.write_text((FIXTURES / "host.py").read_text())
+        self.host = FIXTURES / "host.py"
         self.shim_dir = tmp / "shim"
         self.claude_dir = self.home / ".claude"
         self.state = self.home / ".local" / "state" / "claude-guard"
@@ -85,6 +83,10 @@ class Sandbox:
         if sweep:
             self.env.update({"CLAUDE_GUARD_REAL_CLAUDE": str(self.claude), "SWEEP_RECORD": str(self.record),
                              "NO_COLOR": "1"})
+            # The sweep tests' programs live in the sandbox's bin folder (some put their own there too).
+            self.host = tmp / "bin" / "host.py"
+            self.host.parent.mkdir()
+            self.host.write_text((FIXTURES / "host.py").read_text())
         else:
             self.env["STANDIN_RECORD"] = str(self.record)
         self.started: list[tuple[int, str]] = []
