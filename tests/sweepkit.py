@@ -1,18 +1,21 @@
-"""Real processes for the sweep tests: a stand-in `claude`, a host that plays its parent, and a nursery.
+"""The one test world: a sandboxed user with the shim installed in front of a stand-in claude, real processes,
+and cleanup of every process a test started (by pid and start token; nothing is ever signalled by name).
 
-- The stand-in is a Python script NAMED `claude` (procs.claude_args recognises `python3 /x/claude ...`). It
-  records itself, can write a Claude-style ~/.claude/sessions/<pid>.json (status idle/busy, and since when),
-  hold some memory, ignore SIGTERM, start a child in its own session (as Claude's Bash tool does) that
-  outlives it, and run a command from inside itself (a `reap` run from inside a session). Its children get
-  the markers Claude gives them: CLAUDE_CODE_SESSION_ID and CLAUDE_PID.
-- The host is the stand-in's parent (a terminal's shell, an SDK host): killing it makes the stand-in an
-  orphan.
-- The nursery is a child subreaper (prctl PR_SET_CHILD_SUBREAPER): orphans are handed to it instead of to
-  PID 1, and it reaps every one of them and writes down how each ended ("pid status" lines). PID 1 of a
-  container does not always reap (this machine's does not), and a test must reap what it started.
+- The stand-in is tests/fixtures/standin/claude.py, installed as an executable NAMED `claude` (proc.claude_args
+  recognises `python3 /x/claude ...`); its options (STANDIN_* for the launch tests, SWEEP_* for the sweep
+  tests) are listed at its top. It records itself, can write a Claude-style ~/.claude/sessions/<pid>.json,
+  hold memory, ignore SIGTERM, start a child in its own session (as Claude's Bash tool does) that outlives it,
+  and run a command from inside itself (a `reap` run from inside a session).
+- The host (fixtures/standin/host.py) is the stand-in's parent (a terminal's shell, an SDK host): killing it
+  makes the stand-in an orphan.
+- The nursery (fixtures/standin/nursery.py) is a child subreaper (prctl PR_SET_CHILD_SUBREAPER): orphans are
+  handed to it instead of to PID 1, and it reaps every one of them and writes down how each ended ("pid
+  status" lines). PID 1 of a container does not always reap (this machine's does not), and a test must reap
+  what it started. It starts with the first process a test spawns through it.
 
-Every process a Sandbox starts is remembered by pid and start token and killed (SIGKILL) at teardown, if
-still that very process; nothing is ever signalled by name.
+Two fixtures make the world: `guard` (conftest.py: the launch tests; the shim finds the real claude on PATH,
+sessions started around the guard are not counted) and `box` (here: the sweep tests; the real claude named by
+CLAUDE_GUARD_REAL_CLAUDE, the stand-in records SWEEP_* facts).
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import stat
 import subprocess
 import sys
 import time
@@ -32,224 +34,82 @@ from typing import Any
 import pytest
 
 from claude_guard import procs
+from standin import write_standin
 
-REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO / "tests" / "fixtures" / "realclaude"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "standin"
 
-STANDIN = r'''#!{python}
-import json, os, shlex, signal, subprocess, sys, time
-if sys.argv[1:] == ["--version"]:
-    print("2.1.330 (Claude Code stand-in)")
-    sys.exit(0)
-if sys.argv[1:] == ["--help"]:  # the real 2.1.330 help, for doctor's option table check
-    sys.stdout.write(open(os.path.join({fixtures!r}, "help-2.1.330.txt")).read())
-    sys.exit(0)
-rec = os.environ["SWEEP_RECORD"]
-me = os.getpid()
-def write(name, data):
-    tmp = os.path.join(rec, f".{me}.{name}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, os.path.join(rec, f"{me}.{name}"))
-def on_term(signum, frame):
-    write("signal", {"signal": signum})
-    os._exit(128 + signum)
-# SIGUSR1: become another program (same pid, same start time), as a process may exec at any moment.
-other = [sys.executable, "-c", "import time; time.sleep(3600)"]
-signal.signal(signal.SIGUSR1, lambda *a: os.execv(sys.executable, other))
-if os.environ.get("SWEEP_OWN_GROUP"):
-    os.setpgid(0, 0)  # leads its own process group, as claude started by a shell's job control or setsid does
-if os.environ.get("SWEEP_NOHUP"):
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # survives its terminal's hang-up, as `nohup` would
-if os.environ.get("SWEEP_TRAP") == "ignore":
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-else:
-    signal.signal(signal.SIGTERM, on_term)
-hold = bytearray(int(float(os.environ.get("SWEEP_ALLOC_MB", "0")) * 1024 * 1024))
-for i in range(0, len(hold), 4096):
-    hold[i] = 1  # touch every page so it counts as resident
-session = os.environ.get("SWEEP_SESSION") or ""
-status = os.environ.get("SWEEP_STATUS")
-if status:
-    folder = os.path.join(os.environ.get("CLAUDE_CONFIG_DIR") or os.path.expanduser("~/.claude"), "sessions")
-    os.makedirs(folder, exist_ok=True)
-    with open(f"/proc/{me}/stat", "rb") as f:
-        start = f.read().rsplit(b")", 1)[1].split()[19].decode()
-    now = time.time()
-    since = now - float(os.environ.get("SWEEP_STATUS_AGE", "0"))
-    with open(os.path.join(folder, f"{me}.json"), "w") as f:
-        json.dump({"pid": me, "sessionId": session, "procStart": start, "status": status,
-                   "statusUpdatedAt": int(since * 1000), "cwd": os.getcwd(), "kind": "interactive",
-                   "entrypoint": os.environ.get("SWEEP_ENTRYPOINT", "cli"), "startedAt": int(now * 1000),
-                   "name": os.environ.get("SWEEP_NAME")}, f)
-child_env = dict(os.environ, CLAUDE_CODE_SESSION_ID=session, CLAUDE_PID=str(me), CLAUDECODE="1")
-kids = {}
-if os.environ.get("SWEEP_GRANDCHILD"):
-    # A Bash-tool call as the real CLI makes one: a tool shell that leads its own session and process group,
-    # `bash -c "... eval '<command>' < /dev/null && pwd -P >| <tmp>/claude-<hex>-cwd"`, running the command
-    # as its child. With "orphaned" the command starts a grandchild and exits (`cmd &`, then the tool shell
-    # exits): the grandchild leaves the tree while this claude is still alive.
-    code = "import time; time.sleep(3600)"
-    if os.environ["SWEEP_GRANDCHILD"] == "orphaned":
-        code = ("import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', 'import time; "
-                "time.sleep(3600)']); print(p.pid, flush=True)")
-    command = " ".join(shlex.quote(a) for a in (sys.executable, "-c", code))
-    cwd_file = f"{rec}/claude-{os.urandom(2).hex()}-cwd"
-    tool = ["bash", "-c", f"eval {shlex.quote(command)} < /dev/null && pwd -P >| {cwd_file}"]
-    if os.environ["SWEEP_GRANDCHILD"] == "plain":
-        tool = [sys.executable, "-c", code]  # a child in its own session that does not look like a tool shell
-    p = subprocess.Popen(tool, env=child_env, start_new_session=True,
-                         stdout=subprocess.PIPE if os.environ["SWEEP_GRANDCHILD"] == "orphaned" else None,
-                         stdin=subprocess.DEVNULL)
-    kids["child"] = p.pid
-    if os.environ["SWEEP_GRANDCHILD"] == "orphaned":
-        kids["grandchild"] = int(p.stdout.readline())
-        p.wait()
-    elif os.environ["SWEEP_GRANDCHILD"] != "plain":
-        while "command" not in kids:  # the command the tool shell runs (recorded so a test can clean it up)
-            with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
-                found = f.read().split()
-            if found:
-                kids["command"] = int(found[0])
-            else:
-                time.sleep(0.01)
-if os.environ.get("SWEEP_HELPER"):
-    # One of claude's own helpers (an MCP server): in claude's process group, with the session id but no
-    # CLAUDE_PID. With "orphaned", the helper's own child outlives it (a wrapper that exited).
-    helper_env = {k: v for k, v in child_env.items() if k != "CLAUDE_PID"}
-    helper_env["CLAUDE_CODE_LAUNCHED_BY_SESSION_IDS"] = session
-    code = "import time; time.sleep(3600)"
-    if os.environ["SWEEP_HELPER"] == "orphaned":
-        code = ("import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', 'import time; "
-                "time.sleep(3600)']); print(p.pid, flush=True)")
-    p = subprocess.Popen([sys.executable, "-c", code], env=helper_env, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE if os.environ["SWEEP_HELPER"] == "orphaned" else None)
-    kids["helper"] = p.pid
-    if os.environ["SWEEP_HELPER"] == "orphaned":
-        kids["helper_child"] = int(p.stdout.readline())
-        p.wait()
-write("json", {"pid": me, "ppid": os.getppid(), "argv": sys.argv[1:], "kids": kids,
-               "cookie": os.environ.get("CLAUDE_GUARD_COOKIE")})
-run = os.environ.get("SWEEP_RUN")
-if run:
-    trigger = os.path.join(rec, f"{me}.go")
-    while not os.path.exists(trigger):
+
+def wait_for(predicate: Callable[[], object], timeout: float = 60, what: str = "condition") -> None:
+    """The one wait of the tests: until `predicate()` is true, failing after `timeout` seconds (a bound for a
+    stuck test, never an assertion about time)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
         time.sleep(0.02)
-    r = subprocess.run(json.loads(run), env=child_env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    write("run", {"rc": r.returncode, "stdout": r.stdout, "stderr": r.stderr})
-if os.environ.get("SWEEP_BURN"):
-    while True:  # a busy session: CPU all the time
-        pass
-time.sleep(float(os.environ.get("SWEEP_SLEEP", "3600")))
-'''
-
-# The parent of a stand-in (a terminal's shell, an SDK host): starts the command of the JSON spec in argv[1]
-# with pipes, /dev/null, or a terminal as its stdio, writes the child's pid to spec["pidfile"] and waits.
-# With a terminal it is that terminal's session leader and controlling process, as a login shell is (the
-# stand-in gets the terminal as its controlling terminal). With "middle", one more process stands between
-# it and the stand-in (`timeout claude`, a wrapper): killing that one orphans the stand-in and leaves the
-# terminal alone. The test kills the host or the middle to orphan the stand-in.
-HOST = r'''
-import json, os, subprocess, sys, time
-spec = json.loads(sys.argv[1])
-tty = None
-if spec.get("pty"):
-    os.setsid()
-    tty = os.open(spec["pty"], os.O_RDWR)  # the first terminal a session leader opens becomes its controlling one
-pipe = subprocess.PIPE if spec.get("pipes") else subprocess.DEVNULL
-argv = spec["argv"]
-if spec.get("middle"):
-    argv = [sys.executable, "-c", "import subprocess, sys; p = subprocess.Popen(sys.argv[1:]); "
-            "print(p.pid, flush=True); p.wait(); import time; time.sleep(3600)", *argv]
-p = subprocess.Popen(argv, env=spec["env"], cwd=spec.get("cwd"),
-                     stdin=tty if tty is not None else pipe, stdout=subprocess.PIPE if spec.get("middle") else
-                     (tty if tty is not None else pipe), stderr=tty if tty is not None else subprocess.DEVNULL)
-pid = int(p.stdout.readline()) if spec.get("middle") else p.pid
-with open(spec["pidfile"] + ".tmp", "w") as f:
-    f.write(str(pid))
-os.replace(spec["pidfile"] + ".tmp", spec["pidfile"])
-p.wait()
-time.sleep(3600)
-'''
-
-# A child subreaper: starts the commands it is sent (one JSON argv per line on stdin, answering each with the
-# pid), so that everything under them is handed to it when their parents die; reaps every child and
-# adopted orphan, logging "pid status"; stops on SIGTERM or when stdin closes.
-NURSERY = r'''
-import ctypes, json, os, select, signal, subprocess, sys, time
-libc = ctypes.CDLL(None, use_errno=True)
-if libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
-    sys.exit("prctl failed")
-log = open(sys.argv[1], "a", buffering=1)
-stop = []
-signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
-while True:
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            pid = 0
-        if not pid:
-            break
-        log.write(f"{pid} {status}\n")
-    if stop:
-        break
-    ready, _, _ = select.select([sys.stdin], [], [], 0.02)
-    if ready:
-        line = sys.stdin.readline()
-        if not line:
-            stop.append(1)
-            continue
-        argv = json.loads(line)
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        p.returncode = 0  # reaped by the loop above, not by Popen
-        print(p.pid, flush=True)
-'''
-
-
-def _script(folder: Path, name: str, text: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(text.replace("{python}", sys.executable).replace("{fixtures!r}", repr(str(FIXTURES))))
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return path
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Sandbox:
     """A private user world (HOME, state, config, ~/.claude in tmp) with the shim installed in front of a
-    stand-in claude, a nursery, and bookkeeping of every process started."""
+    stand-in claude, and bookkeeping of every process started. `sweep`: the sweep tests' world (see the
+    module docstring), else the launch tests'."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *, sweep: bool = True) -> None:
         self.tmp = tmp
         self.home = tmp / "home"
         self.home.mkdir()
         self.record = tmp / "record"
         self.record.mkdir()
-        self.claude = _script(tmp / "real", "claude", STANDIN)
-        self.host = _script(tmp / "bin", "host.py", HOST)
+        self.real_dir = tmp / "real"
+        self.claude = self.real = write_standin(self.real_dir, sys.executable)
+        self.host = FIXTURES / "host.py"
         self.shim_dir = tmp / "shim"
         self.claude_dir = self.home / ".claude"
         self.state = self.home / ".local" / "state" / "claude-guard"
+        self.config = self.home / ".config" / "claude-guard" / "config.toml"
         self.env = {
             "HOME": str(self.home),
-            "PATH": os.pathsep.join([str(self.shim_dir), str(tmp / "real"), "/usr/local/bin", "/usr/bin", "/bin"]),
+            "PATH": os.pathsep.join([str(self.shim_dir), str(self.real_dir), "/usr/local/bin", "/usr/bin", "/bin"]),
             "XDG_STATE_HOME": str(self.home / ".local" / "state"),
             "XDG_CONFIG_HOME": str(self.home / ".config"),
             "CLAUDE_CONFIG_DIR": str(self.claude_dir),
-            "CLAUDE_GUARD_REAL_CLAUDE": str(self.claude),
-            "SWEEP_RECORD": str(self.record),
             "LANG": "C.UTF-8",
-            "NO_COLOR": "1",
-            # Other Claude sessions of this user (other tests, a developer's own) must not fill the cap.
+            # Other Claude sessions of this user (a developer's own, another test run, another helper's benchmark
+            # of hundreds) must not fill the cap a launch here is judged by; the tests of unguarded counting turn
+            # this back on.
             "CLAUDE_GUARD_COUNT_UNGUARDED": "false",
         }
+        if sweep:
+            self.env.update({"CLAUDE_GUARD_REAL_CLAUDE": str(self.claude), "SWEEP_RECORD": str(self.record),
+                             "NO_COLOR": "1"})
+            # The sweep tests' programs live in the sandbox's bin folder (some put their own there too).
+            self.host = tmp / "bin" / "host.py"
+            self.host.parent.mkdir()
+            self.host.write_text((FIXTURES / "host.py").read_text())
+        else:
+            self.env["STANDIN_RECORD"] = str(self.record)
         self.started: list[tuple[int, str]] = []
         self.popens: list[subprocess.Popen[bytes]] = []
+        self.procs = self.popens  # the launch tests' name for the processes they started
         self.statuses = tmp / "nursery.log"
-        self.nursery = self._popen([sys.executable, "-c", NURSERY, str(self.statuses)], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, start_new_session=True)
-        r = self.cli("install", "--dir", str(self.shim_dir))
+        self._nursery: subprocess.Popen[bytes] | None = None
+        r = self.install()
         assert r.returncode == 0, r.stderr
+
+    @property
+    def nursery(self) -> subprocess.Popen[bytes]:
+        if self._nursery is None:
+            self._nursery = self._popen([sys.executable, str(FIXTURES / "nursery.py"), str(self.statuses)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
+        return self._nursery
+
+    @property
+    def shim(self) -> Path:
+        return self.shim_dir / "claude"
+
+    def install(self, folder: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return self.cli("install", "--dir", str(folder or self.shim_dir), check=True)
 
     # -- bookkeeping
     def remember(self, pid: int) -> int:
@@ -272,9 +132,13 @@ class Sandbox:
         return self.remember(int(self.nursery.stdout.readline()))
 
     def cleanup(self) -> None:
-        nursery = self.nursery
+        nursery = self._nursery
+        skip = nursery.pid if nursery is not None else 0
+        for p in self.popens:
+            if p is not nursery and p.poll() is None:
+                self.remember(p.pid)  # an unwaited child of ours (a test may add its own): its pid is still its
         for pid, start in reversed(self.started):
-            if pid != nursery.pid and procs.alive(pid, start):
+            if pid != skip and procs.alive(pid, start):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -282,12 +146,14 @@ class Sandbox:
         for p in self.popens:
             if p is not nursery:
                 try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
+                    p.communicate(timeout=10)
+                except (subprocess.TimeoutExpired, ValueError):
                     pass
+        if nursery is None:
+            return
         # Let the nursery reap what was handed to it, then stop it.
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(procs.alive(p, s) for p, s in self.started if p != nursery.pid):
+        while time.monotonic() < deadline and any(procs.alive(p, s) for p, s in self.started if p != skip):
             time.sleep(0.02)
         nursery.send_signal(signal.SIGTERM)
         try:
@@ -299,10 +165,35 @@ class Sandbox:
             nursery.wait()
 
     # -- running things
-    def cli(self, *args: str, env: dict[str, str] | None = None,
+    def cli(self, *args: str, env: dict[str, str] | None = None, check: bool = False,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "claude_guard", *args], env={**self.env, **(env or {})},
-                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        """`claude-guard ARGS`; with `check`, a failure fails the test."""
+        r = subprocess.run([sys.executable, "-m", "claude_guard", *args], env={**self.env, **(env or {})},
+                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        if check and r.returncode != 0:
+            raise AssertionError(f"claude-guard {' '.join(args)} failed {r.returncode}: {r.stderr}")
+        return r
+
+    def run(self, *args: str | bytes, env: dict[str, str] | None = None, timeout: float = 120,
+            cmd: str | Path | None = None,
+            stdin: int | None = subprocess.DEVNULL) -> subprocess.CompletedProcess[bytes]:
+        """Run `claude ARGS` through the shim (or `cmd`), waiting for it."""
+        return subprocess.run([str(cmd or self.shim), *args], env={**self.env, **(env or {})}, capture_output=True,
+                              timeout=timeout, stdin=stdin)
+
+    def start(self, *args: str, env: dict[str, str] | None = None, cmd: str | Path | None = None,
+              **kw: Any) -> subprocess.Popen[bytes]:
+        """Start `claude ARGS` through the shim (or `cmd`) in the background; cleaned up at teardown."""
+        return self._popen([str(cmd or self.shim), *args], env={**self.env, **(env or {})},
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+    def wait_recorded(self, pid: int, timeout: float = 60) -> dict[str, Any]:
+        """Wait for the stand-in running as `pid` to record itself."""
+        return self.wait_file(f"{pid}.json", timeout)
+
+    def write_config(self, text: str) -> None:
+        self.config.parent.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(text)
 
     def reap(self, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
         """`reap --json ARGS`, limited to sessions working under this sandbox (other people's tests may run
@@ -380,7 +271,7 @@ class Sandbox:
 
     def registry(self) -> dict[str, Any]:
         path = self.state / "registry.json"
-        data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"sessions": []}
+        data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"sessions": [], "waiters": []}
         return data
 
 
@@ -402,15 +293,6 @@ class Standin:
 def ppid(pid: int) -> int | None:
     proc = procs.read(pid)
     return proc.ppid if proc else None
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 30, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def new_id() -> str:

@@ -24,8 +24,8 @@ import pytest
 
 from claude_guard import procs
 from conftest import Guard
-from standin import records
-from sweepkit import FIXTURES, HOST, STANDIN, Sandbox, Standin, box, new_id, ppid, wait_for
+from standin import HOST, records, write_standin
+from sweepkit import Sandbox, Standin, box, new_id, ppid, wait_for
 
 __all__ = ["box"]  # the fixture, imported for pytest
 
@@ -65,11 +65,10 @@ class World:
         self.root.chmod(0o755)
         self.bin = self.root / "bin"
         self.bin.mkdir(mode=0o755)
-        self.claude = self.bin / "claude"
-        self.claude.write_text(STANDIN.replace("{python}", SYSTEM_PYTHON).replace("{fixtures!r}", repr(str(FIXTURES))))
+        self.claude = write_standin(self.bin, SYSTEM_PYTHON)
         self.claude.chmod(0o755)
         self.host = self.bin / "host.py"
-        self.host.write_text(HOST)
+        self.host.write_text(HOST.read_text())
         self.host.chmod(0o755)
         self.record = self.root / "record"
         self.record.mkdir()

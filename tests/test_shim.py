@@ -379,14 +379,14 @@ def test_install_moves_a_foreign_claude_aside_and_uninstall_restores_it(guard: G
     foreign = folder / "claude"
     foreign.write_text("#!/bin/sh\necho foreign\n")
     foreign.chmod(0o755)
-    r = guard.cli("install", "--dir", str(folder))
+    r = guard.cli("install", "--dir", str(folder), check=True)
     assert "moved the claude that was there" in r.stdout
     assert resolve.is_shim(str(foreign))
     # the moved-aside claude is what the shim now runs from that PATH position
     env = {"PATH": os.pathsep.join([str(folder), "/usr/bin", "/bin"])}
     out = guard.run(env=env, cmd=foreign)
     assert out.returncode == 0 and b"foreign" in out.stdout
-    guard.cli("uninstall", "--dir", str(folder))
+    guard.cli("uninstall", "--dir", str(folder), check=True)
     assert foreign.read_text() == "#!/bin/sh\necho foreign\n"
     assert not (folder / "claude.pre-claude-guard").exists()
 
@@ -394,9 +394,9 @@ def test_install_moves_a_foreign_claude_aside_and_uninstall_restores_it(guard: G
 def test_install_prints_the_path_line_when_the_shim_comes_too_late(guard: Guard, tmp_path: Path) -> None:
     folder = tmp_path / "late"
     env = {"PATH": os.pathsep.join([str(guard.real_dir), str(folder), "/usr/bin", "/bin"]), "SHELL": "/bin/bash"}
-    r = guard.cli("install", "--dir", str(folder), env=env)
+    r = guard.cli("install", "--dir", str(folder), env=env, check=True)
     assert f'export PATH="{folder}:$PATH"' in r.stdout and "~/.bashrc" in r.stdout
-    r = guard.cli("install", "--dir", str(folder), env={**env, "PATH": f"{folder}:{guard.real_dir}"})
+    r = guard.cli("install", "--dir", str(folder), env={**env, "PATH": f"{folder}:{guard.real_dir}"}, check=True)
     assert "export PATH" not in r.stdout
 
 
@@ -411,8 +411,8 @@ def test_uninstall_leaves_a_foreign_file_alone(guard: Guard, tmp_path: Path) -> 
 
 def test_config_command_shows_values_and_sources(guard: Guard) -> None:
     guard.write_config('max_sessions = 3\n')
-    r = guard.cli("config", env={"CLAUDE_GUARD_ON_CAP": "wait"})
+    r = guard.cli("config", env={"CLAUDE_GUARD_ON_CAP": "wait"}, check=True)
     assert f"{guard.config}:1" in r.stdout
     assert "env CLAUDE_GUARD_ON_CAP" in r.stdout
-    data = json.loads(guard.cli("config", "--json").stdout)
+    data = json.loads(guard.cli("config", "--json", check=True).stdout)
     assert data["max_sessions"] == {"value": 3, "source": f"{guard.config}:1"}

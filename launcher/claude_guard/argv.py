@@ -260,9 +260,3 @@ def _canonical(name: str) -> str:
 def _has_prompt_flag(opts: dict[str, str]) -> bool:
     # `claude -p doctor` is a prompt ("doctor"), not the doctor command.
     return "--print" in opts
-
-
-def held_session(args: list[str]) -> str | None:
-    """The session a running claude process holds, judged from its command line (None: not named there)."""
-    call = classify(args)
-    return call.session_id if call.session else None

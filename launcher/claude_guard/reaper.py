@@ -42,6 +42,7 @@ import time
 
 from . import environ, files, jsonio, paths, proc, procs, resolve, sessions
 from . import strays as stray_rules
+from .output import human_bytes, human_duration
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from .claudefiles import ClaudeFile
     from .config import Settings
     from .proc import Backend
-    from .records import Entry
+    from .records import Book, Entry
     from .registry import Registry
     from .sessions import Session, Stray, View
 
@@ -61,27 +62,6 @@ AUDIT = "audit.jsonl"
 _AUDIT_LIMIT = 4 << 20
 # Windows has no SIGKILL: the number only selects psutil's kill() there (TerminateProcess, as terminate() is).
 _KILL: int = getattr(signal, "SIGKILL", 9)
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
-def human_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    if s < 120:
-        return f"{s}s"
-    if s < 7200:
-        return f"{s // 60}m"
-    if s < 172800:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600}h"
 
 
 class Action:
@@ -307,24 +287,44 @@ def _bytes(setting: float, total: int) -> int:
 def plan(view: View, settings: Settings, *, all_users: bool = False, force: bool = False,
          only: Iterable[str] | None = None, cooldown_until: float = 0.0,
          memory: Callable[[], tuple[int, int]] = available_memory) -> Plan:
-    """Decide what to end. Nothing is signalled here."""
-    rules = Rules(settings, all_users, view.backend)
+    """Decide what to end: each policy of POLICIES (or of `only`) in turn, then what is kept is listed.
+    Nothing is signalled here."""
+    p = _Planner(view, settings, Rules(settings, all_users, view.backend))
     wanted = set(only or POLICIES)
-    out = Plan(view.backend)
-    out.pruned = list(view.dead) if "dead" in wanted else []
-    out.stale = list(view.stale) if "dead" in wanted else []
-    taken: set[int] = set()
-    mode = settings.strays  # which strays are ended: collateral (default), all, none
-    owned: dict[int, list[Stray]] = {}
-    for st in view.strays:
-        if st.owner is not None:
-            owned.setdefault(st.owner.pid, []).append(st)
-    by_pid = {s.pid: s for s in view.sessions}
-    gone_with: set[int] = set()  # strays that go with their session
+    for name in POLICIES:
+        if name in wanted:
+            _POLICIES[name](p, force=force, cooldown_until=cooldown_until, memory=memory)
+    if "orphan" in wanted:
+        for s in p.live:
+            if s.detached:
+                p.out.skips.append(Skip(s.pid, s.session_id, "orphan", sessions.DETACHED))
+    if "stray" in wanted:
+        _list_kept(p.out, view, p.mode, p.gone_with)
+    return p.out
 
-    def take(s: Session, policy: str, detail: str, attached_matters: bool = False) -> bool:
-        if s.pid in taken:
+
+class _Planner:
+    """What the policies share: the view, the never-end rules, the plan so far, and who is already taken."""
+
+    def __init__(self, view: View, settings: Settings, rules: Rules) -> None:
+        self.view, self.settings, self.rules = view, settings, rules
+        self.out = Plan(view.backend)
+        self.taken: set[int] = set()
+        self.mode = settings.strays  # which strays are ended: collateral (default), all, none
+        self.owned: dict[int, list[Stray]] = {}  # live session pid -> the strays it left
+        for st in view.strays:
+            if st.owner is not None:
+                self.owned.setdefault(st.owner.pid, []).append(st)
+        self.by_pid = {s.pid: s for s in view.sessions}
+        self.gone_with: set[int] = set()  # strays that go with their session
+        self.live = sorted(view.sessions, key=lambda x: x.pid)
+
+    def take(self, s: Session, policy: str, detail: str, attached_matters: bool = False) -> bool:
+        """Plan to end `s` with its whole tree (and, with strays = all, the jobs it left), unless a never-end
+        rule holds for it or for any process of its tree (then say why)."""
+        if s.pid in self.taken:
             return False
+        rules, view, out = self.rules, self.view, self.out
         why = rules.veto(s, attached_matters)
         if why:
             out.skips.append(Skip(s.pid, s.session_id, policy, why))
@@ -333,7 +333,7 @@ def plan(view: View, settings: Settings, *, all_users: bool = False, force: bool
         # kept keeps the whole tree (ending its parent gracefully would end it too: claude ends its tool
         # shells, and the nested session runs in one).
         for p in s.tree:
-            nested = by_pid.get(p)
+            nested = self.by_pid.get(p)
             why = rules.veto(nested, False) if nested is not None else ("matches protect" if p in rules.pids
                                                                         else None)
             if why:
@@ -348,92 +348,127 @@ def plan(view: View, settings: Settings, *, all_users: bool = False, force: bool
             if row is not None and not rules.mine(p) and not rules.setuid(p):
                 targets.append((p, row.start, False))
                 rss += row.rss if p not in s.own else 0  # nested sessions' trees are not in s.rss yet
-        if mode == "all":  # the jobs it left go with it
-            for st in owned.get(s.pid, []):
+        if self.mode == "all":  # the jobs it left go with it
+            for st in self.owned.get(s.pid, []):
                 if rules.veto_stray(st, view) in (None, "younger than min_age"):  # goes with its session, any age
                     targets += _stray_targets(st, view, rules)
                     rss += st.rss
-                    gone_with.add(st.pid)
+                    self.gone_with.add(st.pid)
         out.actions.append(Action(policy, detail, session=s, targets=targets, rss=rss))
-        taken.add(s.pid)
+        self.taken.add(s.pid)
         return True
 
-    live = sorted(view.sessions, key=lambda x: x.pid)
-    if "orphan" in wanted:
-        for s in live:
-            if s.orphan:
-                take(s, "orphan", s.orphan_why)
-    if "stray" in wanted and mode != "none":
-        for st in view.strays:
-            if st.owner is not None or (mode == "collateral" and st.how == stray_rules.KEPT):
-                continue  # listed as kept below
-            why = rules.veto_stray(st, view)
-            if why:
-                out.kept.append((st, why))
-                continue
-            marker = next(f"{m}={st.env[m][:12]}" for m in sessions.MARKERS if st.env.get(m))
-            out.actions.append(Action("stray", f"{st.why}; its session has ended ({marker})", stray=st,
-                                      targets=_stray_targets(st, view, rules), rss=st.rss))
-    if "duplicate" in wanted:
-        for s in live:
-            if s.duplicate_of:
-                # An attached copy is someone's terminal: kept unless reap_attached, as for idle.
-                take(s, "duplicate", f"session {s.session_id} is also open in PID {s.duplicate_of}, which is kept: "
-                                     f"{s.duplicate_why}", attached_matters=True)
-    idle_after = settings.idle_after
-    if "idle" in wanted and idle_after > 0:
-        for s in live:
-            if s.is_idle and s.idle is not None and s.idle >= idle_after:
-                source = "Claude's status" if s.idle_source == "status" else "CPU under idle_cpu"
-                take(s, "idle", f"idle {human_duration(s.idle)} by {source} (idle_after "
-                                f"{human_duration(idle_after)})", attached_matters=True)
-    max_age = settings.max_age
-    if "over-age" in wanted and max_age > 0:
-        for s in live:
-            if s.over_age:
-                take(s, "over-age", f"running {human_duration(s.age)} (max_age {human_duration(max_age)})")
-    cap = settings.max_sessions
-    if "over-cap" in wanted:
-        remaining = [s for s in live if s.pid not in taken]
-        excess = len(remaining) - cap
-        for s in sorted((s for s in remaining if s.is_idle), key=_idle_order):
-            if excess <= 0:
-                break
-            if take(s, "over-cap", f"{len(remaining)} sessions live, max_sessions {cap}; idle "
-                                   f"{human_duration(s.idle)}", attached_matters=True):
-                excess -= 1
-    floor_setting = settings.memory_floor
-    if "memory" in wanted and floor_setting:
-        available, total = memory()
-        floor = _bytes(floor_setting, total)
-        target = floor + _bytes(settings.memory_margin, total)
-        out.memory = {"available_bytes": available, "total_bytes": total, "floor_bytes": floor,
-                      "target_bytes": target, "pressure": available < floor}
-        if available < floor and cooldown_until > view.awake:
-            out.notes.append(f"memory under the floor, but cooling down for {cooldown_until - view.awake:.0f}s "
-                             "after the last memory-pressure kill")
-        elif available < floor:
-            expected = available + out.freed
-            pool = sorted((s for s in live if s.is_idle), key=lambda x: (-x.rss, x.pid))
-            if force:
-                pool += sorted((s for s in live if not s.is_idle), key=lambda x: (-x.rss, x.pid))
-            for s in pool:
-                if expected >= target:
-                    break
-                detail = (f"available {human_bytes(available)} under memory_floor {human_bytes(floor)}; "
-                          f"{'idle' if s.is_idle else 'active (--force)'} tree of {human_bytes(s.rss)}")
-                if take(s, "memory", detail, attached_matters=not force):
-                    expected += out.actions[-1].rss
-            if expected < target:
-                out.notes.append(f"memory stays under floor + margin ({human_bytes(target)}): no more idle "
-                                 "sessions to end" + ("" if force else " (--force also ends active ones)"))
-    if "orphan" in wanted:
-        for s in live:
-            if s.detached:
-                out.skips.append(Skip(s.pid, s.session_id, "orphan", sessions.DETACHED))
-    if "stray" in wanted:
-        _list_kept(out, view, mode, gone_with)
-    return out
+
+def _policy_dead(p: _Planner, **_: Any) -> None:
+    """Registry entries whose process is gone are pruned; Claude's stale session files are reported."""
+    p.out.pruned = list(p.view.dead)
+    p.out.stale = list(p.view.stale)
+
+
+def _policy_orphan(p: _Planner, **_: Any) -> None:
+    for s in p.live:
+        if s.orphan:
+            p.take(s, "orphan", s.orphan_why)
+
+
+def _policy_stray(p: _Planner, **_: Any) -> None:
+    """Strays whose session has ended: the collateral ones, or all with strays = all (those of a live session go
+    with it; the others are listed as kept)."""
+    if p.mode == "none":
+        return
+    for st in p.view.strays:
+        if st.owner is not None or (p.mode == "collateral" and st.how == stray_rules.KEPT):
+            continue  # listed as kept at the end
+        why = p.rules.veto_stray(st, p.view)
+        if why:
+            p.out.kept.append((st, why))
+            continue
+        marker = next(f"{m}={st.env[m][:12]}" for m in sessions.MARKERS if st.env.get(m))
+        p.out.actions.append(Action("stray", f"{st.why}; its session has ended ({marker})", stray=st,
+                                    targets=_stray_targets(st, p.view, p.rules), rss=st.rss))
+
+
+def _policy_duplicate(p: _Planner, **_: Any) -> None:
+    for s in p.live:
+        if s.duplicate_of:
+            # An attached copy is someone's terminal: kept unless reap_attached, as for idle.
+            p.take(s, "duplicate", f"session {s.session_id} is also open in PID {s.duplicate_of}, which is kept: "
+                                   f"{s.duplicate_why}", attached_matters=True)
+
+
+def _policy_idle(p: _Planner, **_: Any) -> None:
+    idle_after = p.settings.idle_after
+    if idle_after <= 0:
+        return
+    for s in p.live:
+        if s.is_idle and s.idle is not None and s.idle >= idle_after:
+            source = "Claude's status" if s.idle_source == "status" else "CPU under idle_cpu"
+            p.take(s, "idle", f"idle {human_duration(s.idle)} by {source} (idle_after {human_duration(idle_after)})",
+                   attached_matters=True)
+
+
+def _policy_over_age(p: _Planner, **_: Any) -> None:
+    max_age = p.settings.max_age
+    if max_age <= 0:
+        return
+    for s in p.live:
+        if s.over_age:
+            p.take(s, "over-age", f"running {human_duration(s.age)} (max_age {human_duration(max_age)})")
+
+
+def _policy_over_cap(p: _Planner, **_: Any) -> None:
+    """More live sessions than max_sessions: idle ones, longest idle first, down to the cap."""
+    cap = p.settings.max_sessions
+    remaining = [s for s in p.live if s.pid not in p.taken]
+    excess = len(remaining) - cap
+    for s in sorted((s for s in remaining if s.is_idle), key=_idle_order):
+        if excess <= 0:
+            break
+        if p.take(s, "over-cap", f"{len(remaining)} sessions live, max_sessions {cap}; idle {human_duration(s.idle)}",
+                  attached_matters=True):
+            excess -= 1
+
+
+def _policy_memory(p: _Planner, *, force: bool, cooldown_until: float, memory: Callable[[], tuple[int, int]],
+                   **_: Any) -> None:
+    """Available memory under memory_floor: idle sessions, largest tree first, until it is back above floor +
+    margin (active and attached ones too with --force); then a cooldown before the next memory kill."""
+    floor_setting = p.settings.memory_floor
+    if not floor_setting:
+        return
+    out = p.out
+    available, total = memory()
+    floor = _bytes(floor_setting, total)
+    target = floor + _bytes(p.settings.memory_margin, total)
+    out.memory = {"available_bytes": available, "total_bytes": total, "floor_bytes": floor,
+                  "target_bytes": target, "pressure": available < floor}
+    if available >= floor:
+        return
+    if cooldown_until > p.view.awake:
+        out.notes.append(f"memory under the floor, but cooling down for {cooldown_until - p.view.awake:.0f}s "
+                         "after the last memory-pressure kill")
+        return
+    expected = available + out.freed
+    pool = sorted((s for s in p.live if s.is_idle), key=lambda x: (-x.rss, x.pid))
+    if force:
+        pool += sorted((s for s in p.live if not s.is_idle), key=lambda x: (-x.rss, x.pid))
+    for s in pool:
+        if expected >= target:
+            break
+        detail = (f"available {human_bytes(available)} under memory_floor {human_bytes(floor)}; "
+                  f"{'idle' if s.is_idle else 'active (--force)'} tree of {human_bytes(s.rss)}")
+        if p.take(s, "memory", detail, attached_matters=not force):
+            expected += out.actions[-1].rss
+    if expected < target:
+        out.notes.append(f"memory stays under floor + margin ({human_bytes(target)}): no more idle "
+                         "sessions to end" + ("" if force else " (--force also ends active ones)"))
+
+
+# The policies in their documented order (POLICIES): a session is taken by the first that picks it.
+_POLICIES: dict[str, Callable[..., None]] = {
+    "dead": _policy_dead, "orphan": _policy_orphan, "stray": _policy_stray, "duplicate": _policy_duplicate,
+    "idle": _policy_idle, "over-age": _policy_over_age, "over-cap": _policy_over_cap, "memory": _policy_memory,
+}
 
 
 def _list_kept(out: Plan, view: View, mode: str, gone_with: set[int]) -> None:
@@ -452,6 +487,70 @@ def _list_kept(out: Plan, view: View, mode: str, gone_with: set[int]) -> None:
         out.kept.append((st, why))
     for st, why in out.kept:
         out.skips.append(Skip(st.pid, st.session_id, "stray", why))
+
+
+class Sweep:
+    """What one sweep did: its plan (actions with their outcomes), how many sessions it saw live, and why its
+    records (registry, ledger) could not be updated, if they could not."""
+
+    def __init__(self, plan: Plan, live: int, dry_run: bool, records_error: str | None = None) -> None:
+        self.plan, self.live, self.dry_run, self.records_error = plan, live, dry_run, records_error
+
+    @property
+    def failed(self) -> bool:
+        return self.records_error is not None or any(a.outcome == "failed" for a in self.plan.actions)
+
+
+def sweep(settings: Settings, *, dry_run: bool = False, all_users: bool = False, force: bool = False,
+          only: Iterable[str] | None = None, under: Iterable[str] | None = None,
+          backend: Backend | None = None) -> Sweep:
+    """One sweep: look, decide, act (unless `dry_run`), remember. Only one reaper acts at a time (the ledger's
+    lock); a dry run reads and plans without it and writes nothing."""
+    import contextlib
+
+    from . import ledger
+    from .errors import ExitCode, GuardError
+    from .registry import LockTimeout, Registry
+
+    folder = settings.registry_dir()
+
+    def look(book: Book) -> tuple[View, Plan]:
+        view = sessions.collect(settings, ledger=book, all_users=all_users, under=under, backend=backend)
+        return view, plan(view, settings, all_users=all_users, force=force, only=only,
+                          cooldown_until=book["cooldown_until"])
+
+    if dry_run:
+        view, out = look(ledger.load(folder))
+        return Sweep(out, len(view.sessions), dry_run)
+    held = contextlib.ExitStack()
+    try:
+        held.enter_context(ledger.lock(folder, settings.grace + 10.0))
+    except LockTimeout:
+        raise GuardError("another reap is still running (its lock is held); this one was skipped",
+                         ExitCode.FAILURE) from None
+    error: str | None = None
+    with held:
+        book = ledger.load(folder)
+        view, out = look(book)
+        execute(out, settings, all_users=all_users, log=False)
+        # Signals were sent: they go into the audit log (and the report) before anything that can still fail.
+        # A frozen registry lock or a full disk must not hide what was ended.
+        audit(out, pruned=False)
+        try:
+            ended = [a for a in out.actions if a.outcome == "ended"]
+            if out.pruned or any(a.session and a.session.guarded for a in ended):
+                out.pruned = prune(Registry(folder, settings.lock_timeout),
+                                   [(a.pid, a.start) for a in ended if a.session])
+            audit(out, actions=False)
+            ledger.observe(book, view, settings)
+            ledger.record(book, out.actions, view.now, settings.cooldown)
+            ledger.save(folder, book)
+        except (GuardError, OSError) as e:
+            out.pruned = []  # nothing was pruned
+            error = (f"the sweep's records could not be updated ({e}); what was ended is reported here and in the "
+                     "audit log, and the next sweep prunes the registry")
+            out.notes.append(error)
+    return Sweep(out, len(view.sessions), dry_run, error)
 
 
 def _idle_order(s: Session) -> tuple[float, int, int]:

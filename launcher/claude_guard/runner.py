@@ -1,8 +1,10 @@
 """Running claude as a child: start it, report its PID, pass signals on, wait, and return its exit status.
 
-Windows has no exec, so the guard always runs claude this way there; on POSIX it is used wherever exec is not
-possible. The runner never writes to stdout or stderr: SDK hosts read claude's stdout, and errors are raised as
-GuardError for the caller to report.
+Windows has no exec, so the guard runs claude this way there (launch.start); on POSIX the launch execs claude
+and never comes here. The POSIX half serves no launch: it is kept, and tested on Linux, while the Windows half
+is being proven under Wine (tests/test_runner.py runs on both); removing it is left to that work. The runner
+never writes to stdout or stderr: SDK hosts read claude's stdout, and errors are raised as GuardError for the
+caller to report.
 
 Exit status: the child's exit code. A POSIX child killed by signal N gives 128 + N, as shells report it. The
 runner does not kill itself with the same signal instead, because its caller still has work to do after the

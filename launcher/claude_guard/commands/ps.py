@@ -58,7 +58,7 @@ def describe(lost: list[Stray], view: View) -> None:
 
 def stray_table(lost: list[Stray]) -> str:
     """Strays, one line each, with how to end each (and to resume its conversation, when it has one)."""
-    from ..reaper import human_bytes, human_duration
+    from ..output import human_bytes, human_duration
 
     lines = ["STRAY    HOW         AGE     RSS        PORTS   FROM      COMMAND"]
     for st in lost:
@@ -78,7 +78,7 @@ def table(rows: list[Session], view: View, all_users: bool = False, width: int |
     """A table that fits the terminal: the working folder takes what the other columns leave."""
     import shutil
 
-    from ..reaper import human_bytes, human_duration
+    from ..output import human_bytes, human_duration
 
     width = width or shutil.get_terminal_size((120, 24)).columns
     columns = ["PID", "STATE", "SESSION", "AGE", "IDLE", "CPU%", "RSS", "PROCS", "TTY", "PARENT"]
@@ -120,7 +120,7 @@ def table(rows: list[Session], view: View, all_users: bool = False, width: int |
 
 
 def footer(rows: list[Session], view: View) -> str:
-    from ..reaper import human_bytes
+    from ..output import human_bytes
 
     counts: dict[str, int] = {}
     for s in rows:

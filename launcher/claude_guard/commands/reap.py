@@ -10,14 +10,14 @@ import argparse
 
 from .. import config, output
 from ..errors import ExitCode, GuardError
+from ..output import human_bytes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
     from ..config import Settings
-    from ..reaper import Plan
-    from ..records import Book
+    from ..reaper import Plan, Sweep
 
 # Config keys that are also flags of `reap` with a value (--idle-after 30m, ...); reap_attached is a switch,
 # protect adds to the setting.
@@ -85,68 +85,24 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise GuardError(f"--only: unknown policy {', '.join(unknown)}; choose from {', '.join(reaper.POLICIES)}",
                          ExitCode.USAGE)
-    args.only_list = only
     if args.watch:
-        return watch(args)
-    code, _ = sweep(args, _settings(args))
-    return code
+        return watch(args, only)
+    return ExitCode.FAILURE if once(args, _settings(args), only).failed else ExitCode.OK
 
 
-def sweep(args: argparse.Namespace, settings: Settings) -> tuple[int, Plan]:
-    """One sweep: look, decide, act (unless --dry-run), remember, report."""
-    import contextlib
+def once(args: argparse.Namespace, settings: Settings, only: list[str] | None) -> Sweep:
+    """One sweep with the command line's options, reported."""
+    from .. import reaper
 
-    from .. import ledger, reaper, sessions
-    from ..registry import LockTimeout, Registry
-
-    folder = settings.registry_dir()
-
-    def look(book: Book) -> tuple[sessions.View, Plan]:
-        view = sessions.collect(settings, ledger=book, all_users=args.all_users, under=args.under)
-        return view, reaper.plan(view, settings, all_users=args.all_users, force=args.force, only=args.only_list,
-                                 cooldown_until=book["cooldown_until"])
-
-    if args.dry_run:
-        view, plan = look(ledger.load(folder))
-        report(plan, args, view_count=len(view.sessions))
-        return ExitCode.OK, plan
-    held = contextlib.ExitStack()
-    try:
-        held.enter_context(ledger.lock(folder, settings.grace + 10.0))
-    except LockTimeout:
-        raise GuardError("another reap is still running (its lock is held); this one was skipped",
-                         ExitCode.FAILURE) from None
-    kept_records = True
-    with held:
-        book = ledger.load(folder)
-        view, plan = look(book)
-        reaper.execute(plan, settings, all_users=args.all_users, log=False)
-        # Signals were sent: they go into the audit log (and below, the report) before anything that can
-        # still fail. A frozen registry lock or a full disk must not hide what was ended.
-        reaper.audit(plan, pruned=False)
-        try:
-            ended = [a for a in plan.actions if a.outcome == "ended"]
-            if plan.pruned or any(a.session and a.session.guarded for a in ended):
-                registry = Registry(folder, settings.lock_timeout)
-                plan.pruned = reaper.prune(registry, [(a.pid, a.start) for a in ended if a.session])
-            reaper.audit(plan, actions=False)
-            ledger.observe(book, view, settings)
-            ledger.record(book, plan.actions, view.now, settings.cooldown)
-            ledger.save(folder, book)
-        except (GuardError, OSError) as e:
-            kept_records = False
-            plan.pruned = []  # nothing was pruned
-            note = (f"the sweep's records could not be updated ({e}); what was ended is reported here and in the "
-                    "audit log, and the next sweep prunes the registry")
-            plan.notes.append(note)
-            output.message(note)
-    report(plan, args, view_count=len(view.sessions))
-    failed = any(a.outcome == "failed" for a in plan.actions) or not kept_records
-    return (ExitCode.FAILURE if failed else ExitCode.OK), plan
+    result = reaper.sweep(settings, dry_run=args.dry_run, all_users=args.all_users, force=args.force, only=only,
+                          under=args.under)
+    if result.records_error:
+        output.message(result.records_error)
+    report(result.plan, args, view_count=result.live)
+    return result
 
 
 def report(plan: Plan, args: argparse.Namespace, view_count: int) -> None:
-    from ..reaper import human_bytes
 
     dry = bool(args.dry_run)
     if args.json:
@@ -191,7 +147,6 @@ def report(plan: Plan, args: argparse.Namespace, view_count: int) -> None:
 
 
 def summary(plan: Plan, dry: bool, live: int) -> str:
-    from ..reaper import human_bytes
 
     kept = ""
     if plan.kept:
@@ -203,7 +158,7 @@ def summary(plan: Plan, dry: bool, live: int) -> str:
 
 
 def _summary(plan: Plan, dry: bool, live: int) -> str:
-    from ..reaper import human_bytes
+    from ..output import human_bytes
 
     if not plan.actions:
         return f"nothing to reap ({live} session{'s' if live != 1 else ''} live)"
@@ -221,7 +176,7 @@ def _summary(plan: Plan, dry: bool, live: int) -> str:
     return line + (f"; {failed} failed" if failed else "")
 
 
-def watch(args: argparse.Namespace) -> int:
+def watch(args: argparse.Namespace, only: list[str] | None) -> int:
     """Sweep every `interval` until SIGTERM/SIGINT. A failed sweep is reported and the loop goes on; after
     ending something under memory pressure it waits at least `cooldown` before the next one."""
     import signal
@@ -240,7 +195,7 @@ def watch(args: argparse.Namespace) -> int:
         try:
             settings = _settings(args)
             interval = settings.interval
-            _, plan = sweep(args, settings)
+            plan = once(args, settings, only).plan
             if any(a.reason == "memory" and a.outcome == "ended" for a in plan.actions):
                 pause = settings.cooldown
         except GuardError as e:
