@@ -177,8 +177,12 @@ def test_claude_started_from_a_real_bash_tool_through_the_shim_gets_no_markers(
     parent = json.loads(outer_env.read_text())
     markers = sorted(added_by_claude(env, parent) - TOOL_SETTINGS - SHELL_OWN)
     assert "CLAUDE_CODE_MESSAGING_TOKEN" in markers and "CLAUDE_GUARD_COOKIE" in markers
-    assert [m for m in markers if m in nested_env and m != environ.COOKIE] == []  # none of the parent's markers
+    # None of the parent's markers; the guard's own two are set again by the nested launch, with its own values.
+    own = (environ.COOKIE, environ.LAUNCHER)
+    assert [m for m in markers if m in nested_env and m not in own] == []
     assert nested_env[environ.COOKIE] != parent[environ.COOKIE]  # the nested session's own cookie, not the parent's
+    outer_mark, nested_mark = parent[environ.LAUNCHER].split(":"), nested_env[environ.LAUNCHER].split(":")
+    assert nested_mark[0] != outer_mark[0] and int(nested_mark[2]) == int(outer_mark[2]) + 1  # one level deeper
     values = "\n".join(nested_env.values())
     for secret in ("CLAUDE_CODE_SESSION_ID", "CLAUDE_CODE_MESSAGING_TOKEN"):
         assert parent[secret] not in values, secret  # nor their values under another name

@@ -378,7 +378,7 @@ def test_ctrl_break_reaches_the_child_once_and_the_runner_waits_windows(setup: S
     try:
         os.kill(proc.pid, signal.CTRL_BREAK_EVENT)  # GenerateConsoleCtrlEvent to the group the driver leads
     except OSError as e:
-        if not os.environ.get("CLAUDE_GUARD_UNDER_WINE"):
+        if not os.environ.get("CLAUDE_GUARD_TEST_UNDER_WINE"):
             raise
         pytest.skip(f"Wine 8 does not deliver console control events to a process group ({e})")
     assert proc.wait(timeout=DEADLINE) == 128 + signal.SIGBREAK

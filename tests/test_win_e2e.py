@@ -213,7 +213,7 @@ def test_hostile_arguments_reach_claude_exactly_through_npm_claude_cmd(box: Box)
 def test_unguarded_fallback_still_passes_arguments_exactly(box: Box) -> None:
     """When the guard fails (an internal error), claude still starts, unguarded, with its arguments intact:
     Windows has no exec, and os.execv there would join them unquoted."""
-    code = "import sys; from claude_guard import shim; sys.exit(shim._unguarded(sys.argv[1:], None))"
+    code = "import sys; from claude_guard import shim; sys.exit(shim._unguarded(sys.argv[1:], None, shim._settings()))"
     python = Path(sys.executable)
     # In the sandbox folder: were cmd.exe ever to parse these arguments, `>` would create a file there.
     done = subprocess.run([str(python), "-c", code, *HOSTILE], env=box.env, capture_output=True, timeout=DEADLINE,
