@@ -18,7 +18,8 @@ def build_wheelhouse(folder: Path) -> Path:
     """The claude-guard wheel and its dependencies' wheels in `folder`, built from a copy of the sources (an
     in-tree build would leave build/ and egg-info in the checkout)."""
     src = folder / "src"
-    shutil.copytree(REPO / "launcher", src / "launcher", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for part in ("launcher", "shims"):  # the package, and the templates it installs as claude_guard.shims
+        shutil.copytree(REPO / part, src / part, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, src / name)
     house = folder / "wheels"

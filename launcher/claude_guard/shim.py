@@ -3,7 +3,7 @@
 Hot path: this runs on every `claude` start, so it imports only what `launch` needs (standard library,
 no psutil, filelock, platformdirs or argparse), and it never writes to stdout: SDK hosts read claude's
 stdout as a JSON stream. A refusal is an exit status (75) and one line on stderr; the Node adapter
-(claude_guard/shims/guard-spawn.mjs) turns that line into the SDK's own error inside the host.
+(shims/guard-spawn.mjs, installed as claude_guard.shims) turns that line into the SDK's own error inside the host.
 """
 
 from __future__ import annotations
