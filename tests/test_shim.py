@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from claude_guard import resolve
+from claude_guard import config, resolve
 from conftest import Guard, wait_for
 from standin import decode_argv, records, write_standin
 
@@ -416,3 +416,25 @@ def test_config_command_shows_values_and_sources(guard: Guard) -> None:
     assert "env CLAUDE_GUARD_ON_CAP" in r.stdout
     data = json.loads(guard.cli("config", "--json", check=True).stdout)
     assert data["max_sessions"] == {"value": 3, "source": f"{guard.config}:1"}
+
+
+def test_config_command_prints_toml_a_config_file_takes(guard: Guard) -> None:
+    """Values in the units a person writes (not `1800.0` or `268435456`), the two empty-means-find settings as
+    found, columns aligned, and the whole listing valid TOML that reads back to the same settings."""
+    import tomllib
+
+    guard.write_config('idle_after = "45m"\nmemory_floor = "2GiB"\nmemory_margin = "10%"\ngrace = 2.5\n'
+                       'protect = ["a b", "quote\\"d"]\n')
+    out = guard.cli("config", check=True).stdout
+    lines = out.splitlines()
+    assert 'idle_after      = "45m"' in out and 'memory_floor    = "2GiB"' in out and 'grace           = "2.5s"' in out
+    assert 'memory_margin   = "10%"' in out and 'cpu_window      = "5m"' in out and "1800" not in out
+    assert f'real_claude     = "{guard.real}"' in out and "# default: the first claude on PATH" in out
+    assert f'state_dir       = "{guard.state}"' in out
+    columns = {line.index("# ") for line in lines[1:] if len(line.split(" = ", 1)[1]) < 60}
+    assert len(columns) == 1  # the source column lines up (past the widest short value)
+    shown = tomllib.loads(out)
+    data = json.loads(guard.cli("config", "--json", check=True).stdout)
+    for key, spec in config.KEYS.items():
+        assert spec.parse(shown[key]) == data[key].get("resolved", data[key]["value"]), key
+    assert data["real_claude"] == {"value": "", "source": "default", "resolved": str(guard.real)}
