@@ -92,8 +92,10 @@ export function findClaudeGuard({ claudeGuard, env = process.env } = {}) {
       if (isExecutable(candidate)) return candidate;
     }
   }
-  throw new Error('claude-guard: the claude-guard program was not found on PATH; install it (pipx install '
-    + 'claude-guard), or pass guardedSpawn({ claudeGuard: "/path/to/claude-guard" }) or set CLAUDE_GUARD_BIN');
+  // claude-guard is not on PyPI: it installs from its repository (a checkout or a wheel built from one).
+  throw new Error('claude-guard: the claude-guard program was not found on PATH; install it from a checkout of its '
+    + 'repository (pipx install /path/to/claude-guard, or scripts/setup there), or pass '
+    + 'guardedSpawn({ claudeGuard: "/path/to/claude-guard" }) or set CLAUDE_GUARD_BIN');
 }
 
 function text(value) {

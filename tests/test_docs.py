@@ -30,3 +30,25 @@ def test_ci_runs_the_readme_test_command() -> None:
     ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text().strip().splitlines()[-1]
     command = ci.strip().removeprefix("exec ").strip()
     assert f"\n{command}\n" in README
+
+
+def test_documented_options_are_the_commands_own() -> None:
+    """Every `--option` a doc gives a `claude-guard` command is one that command takes, spelled as its help spells
+    it first (README once said `metrics --textfile DIR` where the help says `--textfile-dir`)."""
+    import re
+
+    docs = [README, *(p.read_text() for p in (Path(__file__).resolve().parent.parent / "docs").glob("*.md"))]
+    parser = cli.build_parser()
+    wrong = []
+    for text in docs:
+        for command, rest in re.findall(r"`claude-guard (\w+)((?: [^`|]*)?)`", text):
+            if command not in parser.commands:
+                continue
+            actions = parser.commands[command]._actions
+            first = {o: a.option_strings[0] if not o.startswith("--") else
+                     next(s for s in a.option_strings if s.startswith("--"))
+                     for a in actions for o in a.option_strings}
+            for option in re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", rest.split(" -- ")[0]):
+                if first.get(option) != option:
+                    wrong.append(f"claude-guard {command} {option}")
+    assert wrong == []

@@ -112,6 +112,19 @@ def test_guarded_options_defaults(agent_sdk: Any, monkeypatch: pytest.MonkeyPatc
     assert refuse["CLAUDE_GUARD_ON_CAP"] == "refuse" and "CLAUDE_GUARD_WAIT_TIMEOUT" not in refuse
 
 
+def test_guarded_options_without_the_sdk_says_how_to_install_it() -> None:
+    """A host without claude_agent_sdk gets the guard's one line (what is missing, the pip command), not a bare
+    ModuleNotFoundError. `sys.modules[name] = None` is how Python itself marks a module as not importable."""
+    script = ("import sys; sys.modules['claude_agent_sdk'] = None\n"
+              "from claude_guard import sdk\nfrom claude_guard.errors import GuardError\n"
+              "try:\n    sdk.guarded_options()\nexcept GuardError as e:\n    print(e.exit_code, e.message)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stderr == ""
+    code, line = out.stdout.split(" ", 1)
+    assert int(code) == 127 and "Claude Agent SDK" in line and "pip install claude-agent-sdk" in line
+    assert line.count("\n") == 1
+
+
 def test_guarded_options_real_cli_choice(agent_sdk: Any, tmp_path: Path) -> None:
     own = tmp_path / "claude"
     own.write_text("#!/bin/sh\n")

@@ -183,11 +183,20 @@ def guarded_options(options: ClaudeAgentOptions | None = None, **settings: Any) 
     says more), so a launch that gets no slot ends with the guard's reason rather than the SDK's timeout.
 
     Raises TypeError for an unknown setting (the message lists the valid ones), ValueError for a value the
-    guard would reject, and GuardError when no real CLI or guard entry point is found.
+    guard would reject, and GuardError when claude_agent_sdk is not installed or no real CLI or guard entry
+    point is found.
     """
     import dataclasses
 
-    from claude_agent_sdk import ClaudeAgentOptions  # type: ignore[import-not-found, unused-ignore]
+    try:
+        from claude_agent_sdk import ClaudeAgentOptions  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        from .errors import ExitCode, GuardError
+
+        raise GuardError("guarded_options needs the Claude Agent SDK, which is not installed in this Python "
+                         f"({sys.executable}): pip install claude-agent-sdk (or install claude-guard with its sdk "
+                         "extra: pip install '/path/to/claude-guard[sdk]'); without the SDK, guarded_command and "
+                         "guarded_env give a command line to run", ExitCode.NOT_FOUND) from None
 
     checked = _check(settings)
     if options is None:
