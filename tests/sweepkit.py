@@ -221,14 +221,15 @@ class Sandbox:
 
     def session(self, *args: str, guarded: bool = True, env: dict[str, str] | None = None,
                 pty: str | None = None, pipes: bool = False, cwd: Path | None = None,
-                middle: bool = False) -> Standin:
+                middle: bool = False, interpreter: str = sys.executable) -> Standin:
         """Start a stand-in under a host (through the shim unless `guarded` is False); returns once it has
-        recorded itself. `pty` is the path of a terminal to give it as stdio."""
+        recorded itself. `pty` is the path of a terminal to give it as stdio; `interpreter` runs the host
+        (a link named otherwise gives the host that process name)."""
         program = str(self.shim_dir / "claude") if guarded else str(self.claude)
         pidfile = self.tmp / f"host-{uuid.uuid4().hex}.pid"
         spec = {"argv": [program, *args], "env": {**self.env, **(env or {})}, "pty": pty, "pipes": pipes,
                 "cwd": str(cwd or self.tmp), "pidfile": str(pidfile), "middle": middle}
-        host = self.spawn([sys.executable, str(self.host), json.dumps(spec)])
+        host = self.spawn([interpreter, str(self.host), json.dumps(spec)])
         wait_for(pidfile.exists, 60, "the host to start its claude")
         pid = self.remember(int(pidfile.read_text()))
         if middle:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from claude_guard.sessions import STATES
@@ -116,3 +117,23 @@ def test_footer_counts_strays_and_dead_entries(box: Sandbox) -> None:
     assert "0 sessions" in r.stdout
     assert "1 stray process group leaked by ended sessions" in r.stdout
     assert "1 registry entries and 1 Claude session files" in r.stdout
+
+
+def test_table_shows_the_name_and_the_whole_parent(box: Sandbox, tmp_path: Path) -> None:
+    """The NAME column (Claude's session name, `claude -n`; a long one cut with …), and PARENT never cut short:
+    a host whose process name takes the full 15 characters, with its PID, is more than 16."""
+    host = tmp_path / "a-long-host-name-here"
+    host.symlink_to(sys.executable)  # the host's process name: the link's name, cut to 15 by the kernel
+    named = box.session(env={"SWEEP_STATUS": "idle", "SWEEP_SESSION": new_id(), "SWEEP_NAME": "release-notes"},
+                        interpreter=str(host))
+    long_name = "x" * 23 + "-the-rest-is-cut"
+    box.session(env={"SWEEP_STATUS": "idle", "SWEEP_SESSION": new_id(), "SWEEP_NAME": long_name})
+    r = box.cli("ps", "--under", str(box.tmp), env={"COLUMNS": "250"})
+    assert r.returncode == 0, r.stderr
+    header, *rows = r.stdout.splitlines()
+    assert header.split()[:5] == ["PID", "STATE", "SESSION", "NAME", "AGE"]
+    row = next(line for line in rows if line.startswith(f"{named.pid} "))
+    parent = f"{named.host}:a-long-host-nam"
+    assert len(parent) > 16 and f" {parent} " in row and " release-notes " in row
+    assert "x" * 23 + "…" in r.stdout and long_name not in r.stdout
+    assert {r["name"] for r in box.ps()} == {"release-notes", long_name}  # whole in --json

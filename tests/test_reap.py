@@ -318,3 +318,54 @@ def test_watch_survives_a_failing_sweep_and_stops_on_sigterm(box: Sandbox, tmp_p
     assert err.decode().count("sweep failed (FileNotFoundError") >= 2
     assert "reap --watch: stopped" in err.decode()
     assert f"ended PID {s.pid}" in out.decode()
+
+
+def test_watch_with_a_bad_config_at_start_exits_78(box: Sandbox) -> None:
+    """A watch that would sweep on defaults nobody chose stops at once, as one sweep does, naming file, line, key."""
+    box.write_config('grace = "5s"\nmax_session = 3\n')
+    r = box.cli("reap", "--watch", "--interval", "0.2", "--under", str(box.tmp), timeout=60)
+    assert r.returncode == 78 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and f"{box.config}:2: unknown key 'max_session'" in r.stderr
+    assert "did you mean max_sessions?" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_watch_keeps_the_last_good_settings_when_the_config_goes_bad(box: Sandbox) -> None:
+    box.write_config('min_age = 0\ngrace = "5s"\n')
+    s = box.session()  # launched (and registered) while the config is good
+    watch = subprocess.Popen([sys.executable, "-m", "claude_guard", "reap", "--watch", "--interval", "0.2",
+                              "--under", str(box.tmp)], env=box.env,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    box.popens.append(watch)
+    box.remember(watch.pid)
+    time.sleep(0.5)
+    box.write_config('min_age = 0\ngrace = "5s"\nmax_session = 3\n')  # a typo while editing
+    time.sleep(1.0)  # several sweeps see the bad file
+    # Only the last good settings (min_age 0) end a session this young: defaults (min_age 1m) would keep it.
+    box.orphan(s)
+    wait_for(lambda: not s.alive, 30, "the watch loop to end the orphan with the last good settings")
+    assert watch.poll() is None
+    watch.send_signal(signal.SIGTERM)
+    out, err = watch.communicate(timeout=30)
+    assert watch.returncode == 0
+    assert f"ended PID {s.pid}" in out.decode()
+    warned = [line for line in err.decode().splitlines() if "unknown key 'max_session'" in line]
+    assert len(warned) == 1 and "sweeping on with the last good settings" in warned[0]
+
+
+def test_a_mistyped_option_gets_the_commands_usage_and_a_did_you_mean(box: Sandbox) -> None:
+    r = box.cli("reap", "--dryrun")
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith("usage: claude-guard reap ")  # the command's usage, not the top level's
+    assert "unrecognized arguments: --dryrun (--dryrun: did you mean --dry-run?)" in r.stderr
+    r = box.cli("ps", "--jsno")
+    assert r.returncode == 2 and "did you mean --json?" in r.stderr
+    r = box.cli("exec", "--on-dup", "refuse", "--stritc", "--", "claude")  # exec's COMMAND is its own option
+    assert r.returncode == 2 and "did you mean --strict?" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("command", ["reap", "ps"])
+def test_under_a_folder_that_does_not_exist_is_a_usage_error(box: Sandbox, command: str) -> None:
+    """Not "nothing to reap": a mistyped folder would narrow the sweep to nothing and look like all is well."""
+    r = box.cli(command, "--under", str(box.tmp / "nonexistent"))
+    assert r.returncode == 2 and r.stdout == ""
+    assert f"argument --under: {box.tmp / 'nonexistent'} is not a folder" in r.stderr

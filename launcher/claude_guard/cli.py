@@ -51,6 +51,7 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
+        self.commands: dict[str, argparse.ArgumentParser] = {}  # the top-level parser's: each command's parser
 
     def error(self, message: str) -> None:  # type: ignore[override]
         # One usage line and one error line, exit 2, as argparse does, but never a traceback (and nothing
@@ -61,7 +62,7 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(ExitCode.USAGE)
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> _Parser:
     """The whole parser; with `only` (a command name), the parser of that command alone: a command's run needs
     nothing of the others, and building all of them costs each command more than its own work on a quiet
     machine (`claude-guard ps` is measured against procps `ps`). Help and errors of that command read the same."""
@@ -73,14 +74,35 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     for name in COMMANDS if only is None else (only,):
         module = importlib.import_module(f".commands.{name}", __package__)
         module.add_parser(sub)
+    parser.commands = dict(sub.choices)
     return parser
+
+
+def _unrecognized(extra: list[str], parser: argparse.ArgumentParser) -> str:
+    """argparse's "unrecognized arguments" with a did-you-mean for a mistyped option (`--dryrun`)."""
+    import difflib
+
+    options = [o for action in parser._actions for o in action.option_strings]
+    hints = []
+    for word in extra:
+        name = word.split("=", 1)[0]
+        close = difflib.get_close_matches(name, options, n=1) if name.startswith("-") else []
+        if close:
+            hints.append(f"{name}: did you mean {close[0]}?")
+    return "unrecognized arguments: " + " ".join(extra) + ("" if not hints else " (" + "; ".join(hints) + ")")
 
 
 def main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else argv
     try:
-        parser = build_parser(args_list[0] if args_list and args_list[0] in COMMANDS else None)
-        args = parser.parse_args(args_list)
+        command = args_list[0] if args_list and args_list[0] in COMMANDS else None
+        parser = build_parser(command)
+        # Options a command does not know are reported by that command's parser (its usage, not the top
+        # level's), with the option meant when one is close.
+        args, extra = parser.parse_known_args(args_list)
+        if extra:
+            owner = parser.commands[command] if command else parser
+            owner.error(_unrecognized(extra, owner))
         if not getattr(args, "func", None):
             if sys.stderr is not None:
                 parser.print_help(sys.stderr)

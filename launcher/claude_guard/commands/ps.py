@@ -7,6 +7,7 @@ import sys
 
 from .. import output
 from ..errors import ExitCode
+from . import folder
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                                    "idle, orphan, duplicate, unguarded or over-age.")
     p.add_argument("--json", action="store_true", help="a JSON list (schema in docs/sweep.md)")
     p.add_argument("--all-users", action="store_true", help="root only: every user's sessions")
-    p.add_argument("--under", action="append", default=None, metavar="DIR",
+    p.add_argument("--under", action="append", default=None, metavar="DIR", type=folder,
                    help="only sessions working in DIR or below it (repeatable)")
     p.set_defaults(func=run)
 
@@ -74,6 +75,10 @@ def stray_table(lost: list[Stray]) -> str:
     return "\n".join(lines)
 
 
+# A session name (`claude -n`, `/rename`) is free text; past this it is cut, whole in `ps --json`.
+_NAME_WIDTH = 24
+
+
 def table(rows: list[Session], view: View, all_users: bool = False, width: int | None = None) -> str:
     """A table that fits the terminal: the working folder takes what the other columns leave."""
     import shutil
@@ -81,7 +86,7 @@ def table(rows: list[Session], view: View, all_users: bool = False, width: int |
     from ..output import human_bytes, human_duration
 
     width = width or shutil.get_terminal_size((120, 24)).columns
-    columns = ["PID", "STATE", "SESSION", "AGE", "IDLE", "CPU%", "RSS", "PROCS", "TTY", "PARENT"]
+    columns = ["PID", "STATE", "SESSION", "NAME", "AGE", "IDLE", "CPU%", "RSS", "PROCS", "TTY", "PARENT"]
     if all_users:
         columns.insert(1, "USER")
     cells: list[list[str]] = []
@@ -90,13 +95,16 @@ def table(rows: list[Session], view: View, all_users: bool = False, width: int |
         cpu = "-" if s.cpu_percent is None else f"{s.cpu_percent:.1f}"
         tty = (s.terminal or "-").replace("/dev/", "")
         parent = "detached" if s.detached else f"{s.row.ppid}:{s.parent_name or '?'}"  # parent 1 since launch
-        line = [str(s.pid), s.state, sid, human_duration(s.age), human_duration(s.idle), cpu, human_bytes(s.rss),
-                str(1 + len(s.own)), tty, parent[:16]]
+        name = s.name or "-"
+        if len(name) > _NAME_WIDTH:
+            name = name[:_NAME_WIDTH - 1] + "…"
+        line = [str(s.pid), s.state, sid, name, human_duration(s.age), human_duration(s.idle), cpu, human_bytes(s.rss),
+                str(1 + len(s.own)), tty, parent]
         if all_users:
             line.insert(1, s.row.user or _user(s.row.uid))  # Windows: the account name, read by the scan
         cells.append(line)
     # Drop the least telling columns until the rest plus a usable CWD fits.
-    for drop in ("PROCS", "PARENT", "TTY", "CPU%"):
+    for drop in ("PROCS", "PARENT", "TTY", "CPU%", "NAME"):
         widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
         if sum(widths) + 2 * len(widths) + 20 <= width:
             break

@@ -11,6 +11,7 @@ import argparse
 from .. import config, output
 from ..errors import ExitCode, GuardError
 from ..output import human_bytes
+from . import folder
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--only", default=None, metavar="POLICY,...",
                    help="apply only these policies (dead, orphan, stray, duplicate, idle, over-age, over-cap, "
                         "memory)")
-    p.add_argument("--under", action="append", default=None, metavar="DIR",
+    p.add_argument("--under", action="append", default=None, metavar="DIR", type=folder,
                    help="only sessions working in DIR or below it, as if no other existed (repeatable)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only when something was ended or failed")
     for key in FLAGS:
@@ -178,10 +179,16 @@ def _summary(plan: Plan, dry: bool, live: int) -> str:
 
 def watch(args: argparse.Namespace, only: list[str] | None) -> int:
     """Sweep every `interval` until SIGTERM/SIGINT. A failed sweep is reported and the loop goes on; after
-    ending something under memory pressure it waits at least `cooldown` before the next one."""
+    ending something under memory pressure it waits at least `cooldown` before the next one.
+
+    The config is read again before each sweep, so an edit takes effect without a restart. A bad config at
+    start is a CONFIG error, as for one sweep (a service manager shows it and does not restart a loop that
+    would sweep on defaults nobody chose); one that goes bad later keeps the last good settings, said once
+    for each new problem, until it is fixed."""
     import signal
     import threading
 
+    settings = _settings(args)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -189,19 +196,24 @@ def watch(args: argparse.Namespace, only: list[str] | None) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", signal.SIGTERM)):
         signal.signal(sig, on_signal)
+    problem = ""
     while not stop.is_set():
-        interval = 60.0
         pause = 0.0
         try:
             settings = _settings(args)
-            interval = settings.interval
+            problem = ""
+        except GuardError as e:
+            if e.message != problem:
+                output.message(f"{e.message}; sweeping on with the last good settings until it is fixed")
+            problem = e.message
+        try:
             plan = once(args, settings, only).plan
             if any(a.reason == "memory" and a.outcome == "ended" for a in plan.actions):
                 pause = settings.cooldown
         except GuardError as e:
-            output.message(f"{e.message}; next sweep in {interval:g}s")
+            output.message(f"{e.message}; next sweep in {settings.interval:g}s")
         except Exception as e:  # one bad sweep must not end the watch
-            output.message(f"sweep failed ({type(e).__name__}: {e}); next sweep in {interval:g}s")
-        stop.wait(max(interval, pause, 0.1))
+            output.message(f"sweep failed ({type(e).__name__}: {e}); next sweep in {settings.interval:g}s")
+        stop.wait(max(settings.interval, pause, 0.1))
     output.message("reap --watch: stopped")
     return ExitCode.OK
