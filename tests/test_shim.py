@@ -9,6 +9,8 @@ import fcntl
 import json
 import os
 import pty
+import re
+import select
 import signal
 import subprocess
 import sys
@@ -134,8 +136,43 @@ def test_wait_times_out_with_a_refusal(guard: Guard) -> None:
     r = guard.run("-p", "x", env={"CLAUDE_GUARD_MAX_SESSIONS": "1", "CLAUDE_GUARD_ON_CAP": "wait",
                                   "CLAUDE_GUARD_WAIT_TIMEOUT": "1"})
     assert r.returncode == 75
-    assert b"after waiting" in r.stderr
+    assert re.search(rb"after waiting 1s;", r.stderr), r.stderr  # rounded: not "after waiting 1.0604s"
+    assert b"waiting for a session slot" not in r.stderr  # stderr is no terminal: an SDK host may read it
     assert guard.registry()["waiters"] == []  # a waiter that gave up leaves the queue
+
+
+def test_waiting_at_the_cap_says_so_on_a_terminal_ps_lists_it_and_ctrl_c_leaves(guard: Guard) -> None:
+    holder = guard.start(env={"STANDIN_SLEEP": "120"})
+    guard.wait_recorded(holder.pid)
+    env = {**guard.env, "CLAUDE_GUARD_MAX_SESSIONS": "1", "CLAUDE_GUARD_ON_CAP": "wait"}
+    pid, master = pty.fork()
+    if pid == 0:  # child: `claude` typed at a real terminal, in the sandbox's folder
+        os.chdir(guard.tmp)
+        os.execve(str(guard.shim), [str(guard.shim)], env)
+    try:
+        seen = b""
+        deadline = time.monotonic() + 60
+        while b"Ctrl-C stops waiting" not in seen and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                seen += os.read(master, 4096)
+        text = seen.decode()
+        assert f"waiting for a session slot: 1 of 1 Claude sessions running (PIDs {holder.pid})" in text, text
+        assert "up to 5m (wait_timeout)" in text and text.count("claude-guard:") == 1
+        rows = json.loads(guard.cli("ps", "--json", "--under", str(guard.tmp), check=True).stdout)
+        [waiter] = [r for r in rows if r["type"] == "waiter"]
+        assert waiter["pid"] == pid and waiter["position"] == 1 and waiter["waited_s"] >= 0
+        table = guard.cli("ps", "--under", str(guard.tmp), check=True).stdout
+        assert re.search(rf"^WAITING +POSITION +FOR\n{pid} +1 +\d+s$", table, re.MULTILINE), table
+        os.write(master, b"\x03")  # Ctrl-C at the terminal: SIGINT to its foreground process group
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+        assert os.waitstatus_to_exitcode(status) == 130
+        assert guard.registry()["waiters"] == []  # its place is given up at once, not after going stale
+    finally:
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(master)
 
 
 def test_waiters_are_admitted_in_arrival_order(guard: Guard) -> None:

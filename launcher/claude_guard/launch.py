@@ -18,6 +18,7 @@ import time
 
 from . import __version__, argv, environ, resolve
 from .errors import ExitCode, GuardError
+from .output import human_duration, message
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -211,11 +212,35 @@ def _continued(plan: Plan) -> str | None:
 def _refuse_cap(census: Census, cap: int, waited: float | None, unguarded: bool) -> GuardError:
     pids = sorted(census.pids(unguarded))
     shown = ", ".join(map(str, pids[:8])) + (", ..." if len(pids) > 8 else "")
-    after = f" after waiting {waited:g}s" if waited is not None else ""
+    after = f" after waiting {_rounded(waited)}" if waited is not None else ""
     return GuardError(
         f"refused: {len(pids)} of {cap} Claude sessions already running (PIDs {shown}){after}; "
         "see `claude-guard ps`, end one or run `claude-guard reap`, or raise max_sessions",
         ExitCode.REFUSED)
+
+
+def _rounded(seconds: float) -> str:
+    """A wait as a person reads it: `0.4s`, `3s`, `5m`, not `3.0604s`."""
+    if seconds < 1:
+        return f"{seconds:.1f}s"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    return human_duration(seconds)
+
+
+def _announce_wait(census: Census, cap: int, ahead: int, timeout: float, unguarded: bool) -> None:
+    """On a terminal, one line when a launch starts to wait at the cap: for what, how long, how to stop.
+    Never off a terminal: an SDK host reads claude's stderr (and a script would only log noise)."""
+    try:
+        if not os.isatty(2):
+            return
+    except OSError:
+        return
+    pids = sorted(census.pids(unguarded))
+    shown = ", ".join(map(str, pids[:8])) + (", ..." if len(pids) > 8 else "")
+    queue = f"; {ahead} launch{'es' if ahead != 1 else ''} wait{'s' if ahead == 1 else ''} ahead" if ahead else ""
+    message(f"waiting for a session slot: {len(pids)} of {cap} Claude sessions running (PIDs {shown}){queue}; "
+            f"up to {_rounded(timeout)} (wait_timeout). Ctrl-C stops waiting; `claude-guard ps` shows them")
 
 
 def _refuse_duplicate(session_id: str, holders: list[int], continues: bool = False) -> GuardError:
@@ -315,6 +340,7 @@ def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = 
     deadline = began + settings.wait_timeout
     delay = 0.05
     took_over = False
+    announced = False
     while True:
         # Read before the lock what other launches need not wait for (Survey); judge under it only the
         # registry's entries. Without unguarded counting and without a session id, no table is read at all.
@@ -328,7 +354,7 @@ def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = 
             mine = next((w for w in data["waiters"] if w["pid"] == me), None)
             # The queue: this launch's own place, and every other waiter that is still a live guard process
             # of this user renewing its place (a stopped or frozen one, or a forged record, keeps nothing).
-            queue = [w for w in data["waiters"] if w is mine or (w["pid"] != me and _waiting(w, now))]
+            queue = [w for w in data["waiters"] if w is mine or (w["pid"] != me and queued(w, now))]
             if sid:
                 holders = census.holders(sid)
                 if holders and settings.on_duplicate == "takeover" and not took_over:
@@ -362,12 +388,29 @@ def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = 
                 data["sessions"] = census.live
                 data["waiters"] = [*others, {"pid": me, "start": my_start, "since": time.time(), "renewed": now}]
                 registry.save(data)
+                if not announced:
+                    _announce_wait(census, cap, len(others), settings.wait_timeout, unguarded)
+                    announced = True
             elif now - mine.get("renewed", 0.0) >= _RENEW:
                 mine["renewed"] = now
                 data["sessions"], data["waiters"] = census.live, queue
                 registry.save(data)
-        time.sleep(delay)
+        try:
+            time.sleep(delay)
+        except KeyboardInterrupt:  # the user stopped waiting: give up the place in the queue at once
+            _leave_queue(registry, me)
+            raise
         delay = min(delay * 1.5, 0.5)
+
+
+def _leave_queue(registry: Registry, me: int) -> None:
+    try:
+        with registry.locked():
+            data = registry.load()
+            data["waiters"] = [w for w in data["waiters"] if w["pid"] != me]
+            registry.save(data)
+    except (GuardError, OSError):
+        pass  # the place lapses by itself once this process is gone (queued)
 
 
 # A waiter renews its place in the queue (`renewed`, on the system-wide monotonic clock) every _RENEW seconds
@@ -376,7 +419,7 @@ _RENEW = 1.0
 _STALE = 10.0
 
 
-def _waiting(w: Waiter, now: float) -> bool:
+def queued(w: Waiter, now: float) -> bool:
     """A waiter record still holds a place: renewed lately, by that very process, which is a guard's launch
     of this user (a record naming any other process, however alive, counts for nothing)."""
     renewed = w.get("renewed")

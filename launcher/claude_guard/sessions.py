@@ -210,6 +210,22 @@ class Stray:
                 "end": self.end}
 
 
+class Waiting:
+    """A launch queued for a session slot (on_cap = wait), as `ps` lists it: `position` 1 is admitted next."""
+
+    def __init__(self, pid: int, start: str, since: float, position: int, now: float) -> None:
+        self.pid = pid
+        self.start = start
+        self.since = since  # epoch seconds
+        self.position = position
+        self.waited = max(0.0, now - since)
+
+    def json(self) -> dict[str, Any]:
+        """A waiter's object in `ps --json` (docs/sweep.md)."""
+        return {"type": "waiter", "pid": self.pid, "start": self.start, "since": self.since,
+                "waited_s": _round(self.waited), "position": self.position}
+
+
 class View:
     """Everything one pass found."""
 
@@ -223,6 +239,7 @@ class View:
         self.stale = stale  # Claude session files whose process is gone
         self.now = now
         self.awake = awake
+        self.waiters: list[Waiting] = []  # launches queued at the cap, in the order they are admitted
 
     def by_state(self) -> dict[str, list[Session]]:
         out: dict[str, list[Session]] = {state: [] for state in STATES}
@@ -278,7 +295,20 @@ def collect(settings: Settings, *, registry: RegistryData | None = None, ledger:
                    known=known, seen=ledger["strays"] if ledger else {}, now=now, left=left) if strays else []
     if under is not None:
         lost = [st for st in lost if within(st.cwd, scope)]
-    return View(table, sessions, lost, dead, stale, now, awake, backend)
+    view = View(table, sessions, lost, dead, stale, now, awake, backend)
+    view.waiters = _waiters(data, backend, scope if under is not None else None, now)
+    return view
+
+
+def _waiters(data: RegistryData, backend: Backend, scope: list[str] | None, now: float) -> list[Waiting]:
+    """The launches holding a place in the queue, by the launch's own rule (launch.queued: a live guard process
+    of this user renewing its place); numbered in queue order before --under narrows them."""
+    from .launch import queued
+
+    mono = time.monotonic()
+    live = [w for w in data["waiters"] if queued(w, mono)]
+    out = [Waiting(w["pid"], w["start"], float(w.get("since") or now), n, now) for n, w in enumerate(live, 1)]
+    return out if scope is None else [w for w in out if within(backend.cwd(w.pid), scope)]
 
 
 def _claude_processes(table: Table, backend: Backend) -> list[Session]:

@@ -11,7 +11,7 @@ from . import folder
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..sessions import Session, Stray, View
+    from ..sessions import Session, Stray, View, Waiting
 
 COLOURS = {"orphan": "RED", "duplicate": "MAGENTA", "over-age": "YELLOW", "idle": "CYAN", "unguarded": "BLUE",
            "active": "GREEN"}
@@ -38,9 +38,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         from .. import jsonio
 
-        output.data(jsonio.dumps([*(s.json() for s in rows), *(st.json() for st in lost)]))
+        output.data(jsonio.dumps([*(s.json() for s in rows), *(st.json() for st in lost),
+                                  *(w.json() for w in view.waiters)]))
         return ExitCode.OK
     text = table(rows, view, all_users=args.all_users)
+    if view.waiters:
+        text += "\n\n" + waiter_table(view.waiters)
     if lost:
         text += "\n\n" + stray_table(lost)
     output.data(text)
@@ -55,6 +58,17 @@ def describe(lost: list[Stray], view: View) -> None:
     for st in lost:
         st.ports = sorted({port for p in st.pids for port in ports.get(p, ())})
         st.resume = resume_command(st.session_id, st.cwd, None)
+
+
+def waiter_table(waiters: list[Waiting]) -> str:
+    """Launches waiting at the cap (on_cap = wait), in the order they will be admitted."""
+    from ..output import human_duration
+
+    lines = ["WAITING  POSITION  FOR"]
+    lines.extend(f"{w.pid:<8} {w.position:<9} {human_duration(w.waited)}" for w in waiters)
+    lines.append(f"{len(waiters)} launch{'es' if len(waiters) != 1 else ''} waiting for a session slot "
+                 "(on_cap = wait); position 1 starts when a session ends")
+    return "\n".join(lines)
 
 
 def stray_table(lost: list[Stray]) -> str:
