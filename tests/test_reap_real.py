@@ -19,7 +19,7 @@ from typing import Any
 import psutil
 import pytest
 
-from realclaude import FakeAnthropic, InteractiveClaude, offline_env, require_real_claude
+from realclaude import FakeAnthropic, InteractiveClaude, offline_env, require_real_claude, squash
 from sweepkit import wait_for
 
 pytestmark = pytest.mark.realclaude
@@ -69,20 +69,27 @@ def tree(pid: int) -> list[psutil.Process]:
     return [root, *root.children(recursive=True)]
 
 
-def test_real_sessions_are_listed_and_an_orphan_is_reaped(tmp_path: Path) -> None:
+def guarded_world(tmp_path: Path, api: FakeAnthropic) -> tuple[dict[str, str], Path, str]:
+    """(environment, working folder, shim path): a throwaway home whose PATH starts with the installed shim in
+    front of the real CLI, which talks to `api`."""
     real = require_real_claude()
     home, work, shim_dir = tmp_path / "home", tmp_path / "work", tmp_path / "shim"
     work.mkdir()
+    env = offline_env(home, api.url, trust=[work])
+    env.update(XDG_STATE_HOME=str(home / ".local" / "state"), XDG_CONFIG_HOME=str(home / ".config"),
+               CLAUDE_GUARD_REAL_CLAUDE=real, CLAUDE_GUARD_COUNT_UNGUARDED="false",
+               PATH=os.pathsep.join([str(shim_dir), env["PATH"]]), NO_COLOR="1")
+    r = guard(env, "install", "--dir", str(shim_dir))
+    assert r.returncode == 0, r.stderr
+    return env, work, str(shim_dir / "claude")
+
+
+def test_real_sessions_are_listed_and_an_orphan_is_reaped(tmp_path: Path) -> None:
+    require_real_claude()
     wrapper = tmp_path / "wrapper.py"
     wrapper.write_text(WRAPPER)
     with FakeAnthropic() as api:
-        env = offline_env(home, api.url, trust=[work])
-        env.update(XDG_STATE_HOME=str(home / ".local" / "state"), XDG_CONFIG_HOME=str(home / ".config"),
-                   CLAUDE_GUARD_REAL_CLAUDE=real, CLAUDE_GUARD_COUNT_UNGUARDED="false",
-                   PATH=os.pathsep.join([str(shim_dir), env["PATH"]]), NO_COLOR="1")
-        r = guard(env, "install", "--dir", str(shim_dir))
-        assert r.returncode == 0, r.stderr
-        shim = str(shim_dir / "claude")
+        env, work, shim = guarded_world(tmp_path, api)
         with InteractiveClaude([shim], env=env, cwd=work) as kept, \
                 InteractiveClaude([sys.executable, str(wrapper), shim], env=env, cwd=work) as doomed:
             kept.wait_ready(90)
@@ -121,3 +128,26 @@ def test_real_sessions_are_listed_and_an_orphan_is_reaped(tmp_path: Path) -> Non
             assert kept.session_info().get("status") == "idle" and psutil.Process(kept.claude_pid).is_running()
             text = guard(env, "reap", "--dry-run", "--min-age", "0", "--under", str(work))
             assert "nothing to reap (1 session live)" in text.stdout
+
+
+def test_kill_ends_a_real_session_by_its_id_and_tells_its_terminal(tmp_path: Path) -> None:
+    """`claude-guard kill <session id>` on a real interactive session, in a terminal that is its controlling
+    one (as in a terminal emulator or tmux): the line on the terminal before the signal names what ends it and
+    how to resume, the whole tree goes, and the resume command in the report is the real one."""
+    require_real_claude()
+    with FakeAnthropic() as api:
+        env, work, shim = guarded_world(tmp_path, api)
+        with InteractiveClaude([shim], env=env, cwd=work, controlling_tty=True) as session:
+            session.wait_ready(90)
+            session.send("say hi")  # a transcript, so it can be resumed
+            sid = session.session_id
+            victims = tree(session.claude_pid)
+            mark = session.mark()
+            r = guard(env, "kill", sid[:8], "--grace", "15")
+            assert r.returncode == 0, r.stderr
+            assert f"ended PID {session.claude_pid} session {sid} [kill]" in r.stdout
+            assert f"resume with: cd {work} && claude --resume {sid}" in r.stdout
+            assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in victims)
+            said = session.text(mark)
+            assert squash("is ending this Claude session (kill: asked for by hand") in squash(said), said
+            assert squash(f"Resume it with: cd {work} && claude --resume {sid}") in squash(said)

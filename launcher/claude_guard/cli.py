@@ -19,7 +19,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-COMMANDS = ("install", "uninstall", "config", "exec", "ps", "reap", "doctor", "metrics")
+COMMANDS = ("install", "uninstall", "config", "exec", "ps", "reap", "kill", "doctor", "metrics")
 
 
 class _Formatter(argparse.HelpFormatter):

@@ -294,9 +294,10 @@ def _cwd() -> str:
         return ""
 
 
-def takeover(pids: list[int], grace: float, backend: Backend | None = None) -> None:
+def takeover(pids: list[int], grace: float, backend: Backend | None = None, session_id: str | None = None) -> None:
     """End the holders of a session gracefully: TERM, then KILL after `grace`, each signal checked as the
-    reaper's are (proc.Backend.signal: same process, still Claude Code; a pidfd where there is one)."""
+    reaper's are (proc.Backend.signal: same process, still Claude Code; a pidfd where there is one). Each is
+    told first, on its terminal, that the session goes on in this launch (no resume hint: it is resumed here)."""
     import signal
 
     if backend is None:
@@ -304,6 +305,12 @@ def takeover(pids: list[int], grace: float, backend: Backend | None = None) -> N
 
         backend = procs.BACKEND
     targets = [(pid, start) for pid in pids for start in (backend.start_token(pid),) if start]
+    line = (f"claude-guard: session {session_id or ''} was opened again in PID {os.getpid()} (on_duplicate = "
+            "takeover): ending this copy; the conversation goes on there")
+    for pid, start in targets:
+        row = backend.read(pid)
+        if row is not None and row.start == start:
+            backend.tell(row, line)
     for pid, start in targets:
         backend.signal(pid, start, signal.SIGTERM, claude=True, is_shim=resolve.is_shim)
     deadline = time.monotonic() + grace
@@ -359,7 +366,7 @@ def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = 
                 holders = census.holders(sid)
                 if holders and settings.on_duplicate == "takeover" and not took_over:
                     registry.log(f"takeover of session {sid}: ending PIDs {holders}")
-                    takeover(holders, settings.grace)
+                    takeover(holders, settings.grace, backend, sid)
                     took_over = True
                     continue
                 if holders:

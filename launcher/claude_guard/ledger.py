@@ -150,9 +150,9 @@ def count(book: Book, reason: str, freed: int) -> None:
     counters["freed_bytes"][reason] = int(counters["freed_bytes"].get(reason, 0)) + int(freed)
 
 
-def record(book: Book, actions: Iterable[Action], now: float, cooldown: float) -> None:
+def record(book: Book, actions: Iterable[Action], now: float, cooldown: float, *, sweep: bool = True) -> None:
     """What a sweep did: the ended processes forgotten, counters per reason, and the memory policy's cooldown
-    after a memory-pressure kill."""
+    after a memory-pressure kill. `sweep` False (`claude-guard kill`): counted per reason, but not as a sweep."""
     counters = book["counters"]
     failed = 0
     for a in actions:
@@ -165,6 +165,8 @@ def record(book: Book, actions: Iterable[Action], now: float, cooldown: float) -
         if a.reason == "memory":
             book["cooldown_until"] = clock.awake() + cooldown
     counters["failed"] = int(counters.get("failed", 0)) + failed
+    if not sweep:
+        return
     counters["sweeps"] = int(counters.get("sweeps", 0)) + 1
     counters["last_sweep"] = now
     # Who swept: a `reap --watch` is told apart from any other user's or HOME's watch by this, not by its name.

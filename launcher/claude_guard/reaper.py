@@ -85,6 +85,7 @@ class Action:
         self.killed: list[int] = []  # pids that needed SIGKILL
         self.errors: list[str] = []
         self.resume: str | None = None
+        self.told: str | None = None  # where the session was told why before its signal ("its terminal", ...)
 
     def json(self) -> dict[str, Any]:
         return {
@@ -104,6 +105,7 @@ class Action:
             "killed": self.killed,
             "errors": self.errors,
             "resume": self.resume,
+            "told": self.told,
         }
 
 
@@ -503,9 +505,13 @@ class Sweep:
 
 def sweep(settings: Settings, *, dry_run: bool = False, all_users: bool = False, force: bool = False,
           only: Iterable[str] | None = None, under: Iterable[str] | None = None,
-          backend: Backend | None = None) -> Sweep:
+          backend: Backend | None = None, choose: Callable[[View], Plan] | None = None,
+          by: str = "claude-guard reap") -> Sweep:
     """One sweep: look, decide, act (unless `dry_run`), remember. Only one reaper acts at a time (the ledger's
-    lock); a dry run reads and plans without it and writes nothing."""
+    lock); a dry run reads and plans without it and writes nothing.
+
+    `choose`: the plan comes from it instead of the policies (`claude-guard kill`: the sessions a person
+    named); such a pass is not counted as a sweep (doctor's "last sweep" is the unattended reaper's)."""
     import contextlib
 
     from . import ledger
@@ -516,6 +522,8 @@ def sweep(settings: Settings, *, dry_run: bool = False, all_users: bool = False,
 
     def look(book: Book) -> tuple[View, Plan]:
         view = sessions.collect(settings, ledger=book, all_users=all_users, under=under, backend=backend)
+        if choose is not None:
+            return view, choose(view)
         return view, plan(view, settings, all_users=all_users, force=force, only=only,
                           cooldown_until=book["cooldown_until"])
 
@@ -532,7 +540,7 @@ def sweep(settings: Settings, *, dry_run: bool = False, all_users: bool = False,
     with held:
         book = ledger.load(folder)
         view, out = look(book)
-        execute(out, settings, all_users=all_users, log=False)
+        execute(out, settings, all_users=all_users, log=False, by=by)
         # Signals were sent: they go into the audit log (and the report) before anything that can still fail.
         # A frozen registry lock or a full disk must not hide what was ended.
         audit(out, pruned=False)
@@ -543,7 +551,7 @@ def sweep(settings: Settings, *, dry_run: bool = False, all_users: bool = False,
                                    [(a.pid, a.start) for a in ended if a.session])
             audit(out, actions=False)
             ledger.observe(book, view, settings)
-            ledger.record(book, out.actions, view.now, settings.cooldown)
+            ledger.record(book, out.actions, view.now, settings.cooldown, sweep=choose is None)
             ledger.save(folder, book)
         except (GuardError, OSError) as e:
             out.pruned = []  # nothing was pruned
@@ -551,6 +559,22 @@ def sweep(settings: Settings, *, dry_run: bool = False, all_users: bool = False,
                      "audit log, and the next sweep prunes the registry")
             out.notes.append(error)
     return Sweep(out, len(view.sessions), dry_run, error)
+
+
+def by_hand(view: View, settings: Settings, chosen: Iterable[Session], *, all_users: bool = False,
+            force: bool = False) -> Plan:
+    """The plan of `claude-guard kill`: end `chosen`, sessions a person named, each with its whole tree. The
+    never-end rules hold for every process of each tree (owner, the reaper's own session, set-user-id,
+    protect unless `force`), but not the two made for unattended sweeps: min_age (a person who names a
+    session means it now) and the attached terminal (they may well be ending the one they are looking at)."""
+    hand = settings.replace("claude-guard kill", min_age=0.0, **({"protect": []} if force else {}))
+    p = _Planner(view, hand, Rules(hand, all_users, view.backend))
+    for s in chosen:
+        p.take(s, KILL, f"asked for by hand (claude-guard kill {s.pid})")
+    return p.out
+
+
+KILL = "kill"  # the reason of a session ended by `claude-guard kill` (audit log, metrics)
 
 
 def _idle_order(s: Session) -> tuple[float, int, int]:
@@ -580,13 +604,21 @@ def _signal(pid: int, start: str, claude: bool, sig: int, rules: Rules) -> str:
 
 
 def execute(out: Plan, settings: Settings, *, all_users: bool = False, log: bool = True,
-            stop: Callable[[], bool] | None = None) -> None:
-    """End every planned action: TERM to all targets, KILL to survivors after `grace`."""
+            stop: Callable[[], bool] | None = None, by: str = "claude-guard reap") -> None:
+    """End every planned action: TERM to all targets, KILL to survivors after `grace`. Right before, each
+    session is told why, where it can be (`tell`); `by` names who ends it."""
     if not out.actions:
         return
     rules = Rules(settings, all_users, out.backend)
     alive = out.backend.alive
     grace = settings.grace
+    for action in out.actions:
+        if action.session and action.session_id and action.reason != "duplicate":
+            # Not for a duplicate: its conversation stays open in the copy that is kept, so resuming it would
+            # be refused (and would interleave the transcript).
+            action.resume = resume_hint(action.session)
+        if action.session:
+            action.told = tell(action, by, out.backend)
     for action in out.actions:
         action.signals.append("TERM")
         for pid, start, claude in action.targets:
@@ -610,10 +642,23 @@ def execute(out: Plan, settings: Settings, *, all_users: bool = False, log: bool
             action.errors.append("still running: " + ", ".join(str(p) for p, _, _ in left))
         else:
             action.outcome = "ended"
-        if action.session and action.session_id:
-            action.resume = resume_hint(action.session)
     if log:
         audit(out)
+
+
+def tell(action: Action, by: str, backend: Backend) -> str | None:
+    """One line to the session about to be ended, where it reads (its terminal; an SDK host's stderr pipe):
+    what ends it, why, and how to resume it. Returns where it went, or None."""
+    s = action.session
+    assert s is not None
+    if action.reason == "duplicate":
+        after = f"; the conversation stays open in PID {s.duplicate_of}"
+    elif action.resume:
+        after = f". Resume it with: {action.resume}"
+    else:
+        after = ""
+    return backend.tell(s.row, f"claude-guard: {by} is ending this Claude session ({action.reason}: "
+                               f"{action.detail}){after}")
 
 
 def _alive(action: Action, alive: Callable[[int, str], bool]) -> list[tuple[int, str, bool]]:

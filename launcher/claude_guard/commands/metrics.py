@@ -95,9 +95,9 @@ def render(view: View, book: Book) -> str:
     counters = book.get("counters", {})
     ended = counters.get("ended", {})
     freed = counters.get("freed_bytes", {})
-    from ..reaper import POLICIES
+    from ..reaper import KILL, POLICIES
 
-    reasons = [p for p in POLICIES if p != "dead"]
+    reasons = [*(p for p in POLICIES if p != "dead"), KILL]  # kill: ended by hand (`claude-guard kill`)
     metric("claude_guard_sessions_ended_total", "counter", "Sessions (and stray groups) ended by the reaper, by "
            "reason.", [({"reason": r}, int(ended.get(r, 0))) for r in reasons])
     metric("claude_guard_memory_freed_bytes_total", "counter",

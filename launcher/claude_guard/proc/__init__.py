@@ -264,6 +264,13 @@ class Backend:
         """The TCP ports each of `pids` listens on, where they can be read ({} elsewhere)."""
         return {}
 
+    def tell(self, proc: Proc, line: str) -> str | None:
+        """Write `line` (printable text, one line) where the person or program behind `proc` reads it, before the
+        guard ends it: its controlling terminal, or with none its stderr when that is a pipe (an SDK host reads
+        the CLI's stderr). Unprintable characters are replaced. Returns where it went, or None (not possible here,
+        or nowhere safe). Never blocks."""
+        return None
+
     def ancestors(self, pid: int) -> list[int]:
         """Parent, grandparent, ... up to (not including) pid 1 / 0."""
         out: list[int] = []

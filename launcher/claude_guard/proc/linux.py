@@ -277,6 +277,43 @@ class Linux(Backend):
                 return target, True
         return f"tty({os.major(proc.tty_nr)},{os.minor(proc.tty_nr)})", True
 
+    def tell(self, proc: Proc, line: str) -> str | None:
+        """Only a terminal the kernel names as the process's controlling terminal (its device number is the
+        process's tty_nr: no file someone else chose) and that belongs to the process's owner (root's sweep
+        never writes to another user's terminal); with no controlling terminal, only a pipe on its stderr
+        (an SDK host's), opened through /proc while the process is still the one the sweep checked."""
+        import stat
+
+        # Text from files and command lines (ids, names, folders) must not carry escape sequences to a terminal.
+        line = "".join(c if c.isprintable() else "?" for c in line)
+        if proc.tty_nr:
+            path, _ = self.terminal(proc)
+            data = f"\r\n{line}\r\n".encode("utf-8", "replace")
+            expect = stat.S_ISCHR
+        else:
+            path = f"/proc/{proc.pid}/fd/2"
+            if not (_readlink(path) or "").startswith("pipe:["):
+                return None
+            data = f"{line}\n".encode("utf-8", "replace")
+            expect = stat.S_ISFIFO
+        if not path or not path.startswith(("/dev/", "/proc/")):
+            return None  # "tty(M,N)": no device node found for it
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+            if not expect(st.st_mode) or (proc.tty_nr and st.st_rdev != proc.tty_nr) \
+                    or (proc.uid >= 0 and st.st_uid != proc.uid) or self.start_token(proc.pid) != proc.start:
+                return None
+            os.write(fd, data)
+        except OSError:
+            return None  # a full pipe (nobody reads it) or a terminal gone meanwhile: the signal still follows
+        finally:
+            os.close(fd)
+        return "its terminal" if proc.tty_nr else "its stderr"
+
     def signal(self, pid: int, start: str, sig: int, *, owner_ok: Callable[[int, str | None], bool] | None = None,
                claude: bool = False, is_shim: Callable[[str], bool] | None = None) -> str:
         """Checked through /proc, sent through a pidfd opened before the check, so a pid reused between check
