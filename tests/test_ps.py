@@ -23,7 +23,8 @@ SCHEMA: dict[str, tuple[type, ...]] = {
     "state": (str,), "guarded": (bool,), "kind": (str,), "status": (str, type(None)),
     "age_s": (float, int, type(None)), "idle_s": (float, int, type(None)), "idle_source": (str, type(None)),
     "cpu_percent": (float, int, type(None)), "rss_bytes": (int,), "processes": (int,), "cwd": (str, type(None)),
-    "terminal": (str, type(None)), "attached": (bool,), "parent_pid": (int,), "parent": (str, type(None)),
+    "terminal": (str, type(None)), "attached": (bool,), "no_client": (str, type(None)), "parent_pid": (int,),
+    "parent": (str, type(None)),
     "orphan": (bool,), "duplicate_of": (int, type(None)), "uid": (int,), "argv": (list,),
 }
 

@@ -242,6 +242,8 @@ KEYS: dict[str, Key] = {
     "cpu_window": Key(parse_duration, lambda: 300.0, "the window over which idle CPU is judged", flags=_REAP),
     "reap_attached": Key(parse_bool, lambda: False, "also reap idle and duplicate sessions attached to a live terminal",
                          flags=_REAP),
+    "multiplexer_detached": Key(parse_bool, lambda: True,
+                                "a tmux or screen session with no client attached counts as detached (idle rules)"),
     "grace": Key(parse_duration, lambda: 10.0, "SIGTERM, then SIGKILL after this long", flags=_REAP),
     "min_age": Key(parse_duration, lambda: 60.0, "never end a session younger than this", flags=_REAP),
     "max_age": Key(parse_duration, lambda: 0.0, "end sessions older than this (0: off)", flags=_REAP),
@@ -291,6 +293,7 @@ class Settings:
     idle_cpu: float
     cpu_window: float
     reap_attached: bool
+    multiplexer_detached: bool
     grace: float
     min_age: float
     max_age: float

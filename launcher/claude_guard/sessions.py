@@ -28,7 +28,7 @@ import os
 import sys
 import time
 
-from . import argv, claudefiles, clock, environ, paths, proc, resolve
+from . import argv, claudefiles, clock, environ, multiplexers, paths, proc, resolve
 from . import strays as stray_rules
 from .claudefiles import ClaudeFile
 from .proc import GONE_STATES, Backend, Proc, same_user
@@ -115,6 +115,7 @@ class Session:
         self.cwd: str | None = None
         self.terminal: str | None = None
         self.attached = False
+        self.no_client: str | None = None  # "tmux"/"screen": its terminal is a multiplexer's no client is attached to
         self.parent_name: str | None = None
         self.orphan = False
         self.orphan_why = ""
@@ -150,6 +151,7 @@ class Session:
             "cwd": self.cwd,
             "terminal": self.terminal,
             "attached": self.attached,
+            "no_client": self.no_client,
             "parent_pid": self.row.ppid,
             "parent": self.parent_name,
             "orphan": self.orphan,
@@ -276,6 +278,11 @@ def collect(settings: Settings, *, registry: RegistryData | None = None, ledger:
         sample = seen.get(f"{s.pid}:{s.start}")
         parent, stale_parent = _describe(s, table, nested, now, backend)
         _judge_orphan(s, parent, sample, stale_parent, table=table, backend=backend)
+        if s.attached and settings.multiplexer_detached:
+            # A tmux or screen session nobody is attached to holds its terminal, but no person is at it: detached
+            # for the idle and duplicate rules (an orphan is still judged by its terminal, above).
+            s.no_client = multiplexers.unattended(row=s.row, rows=table.rows, backend=backend)
+            s.attached = s.no_client is None
         _judge_idle(s, settings, sample, sleep, offset, now, awake)
         s.over_age = bool(settings.max_age) and s.age is not None and s.age >= settings.max_age
 

@@ -107,7 +107,7 @@ def table(rows: list[Session], view: View, all_users: bool = False, width: int |
     for s in rows:
         sid = (s.session_id or "-")[:8] + ("" if s.guarded else "*")
         cpu = "-" if s.cpu_percent is None else f"{s.cpu_percent:.1f}"
-        tty = (s.terminal or "-").replace("/dev/", "")
+        tty = (s.terminal or "-").replace("/dev/", "") + (f" ({s.no_client}, no client)" if s.no_client else "")
         parent = "detached" if s.detached else f"{s.row.ppid}:{s.parent_name or '?'}"  # parent 1 since launch
         name = s.name or "-"
         if len(name) > _NAME_WIDTH:
