@@ -160,6 +160,8 @@ def test_claude_guard_missing_is_a_clear_error(host: NodeHost) -> None:
     [out] = host.query(["no guard"], guard={}, env={"PATH": "/usr/bin:/bin"})
     assert not out["ok"]
     assert "claude-guard program was not found on PATH" in out["error"] and "CLAUDE_GUARD_BIN" in out["error"]
+    # claude-guard is not on PyPI: the hint is how to install it from its repository.
+    assert "pipx install /path/to/claude-guard" in out["error"] and "pipx install claude-guard" not in out["error"]
 
 
 # -- the module without the SDK --------------------------------------------------------------------------------
