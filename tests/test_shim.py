@@ -175,6 +175,34 @@ def test_waiting_at_the_cap_says_so_on_a_terminal_ps_lists_it_and_ctrl_c_leaves(
         os.close(master)
 
 
+def test_with_fewer_processes_than_the_cap_a_launch_reads_no_process(guard: Guard) -> None:
+    """Every session and waiter is a process: with fewer processes on the machine than the cap, no count can
+    reach it, so a launch reads no process at all (not the table, not each entry). It prunes only entries whose
+    PID is gone; an entry whose PID was reused stays until a launch near the cap, which checks each, prunes it."""
+    from claude_guard import procs
+
+    sleeper = subprocess.Popen(["sleep", "60"])
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    try:
+        reused = {"pid": sleeper.pid, "start": "1", "session_id": None, "kind": "print", "argv": []}  # not its start
+        dead = {"pid": gone.pid, "start": "1", "session_id": None, "kind": "print", "argv": []}
+        guard.state.mkdir(parents=True, exist_ok=True)
+        (guard.state / "registry.json").write_text(json.dumps({"version": 1, "sessions": [reused, dead],
+                                                               "waiters": []}))
+        assert len(procs.BACKEND.pids() or ()) < 1_000_000
+        r = guard.run("-p", "x", env={"CLAUDE_GUARD_MAX_SESSIONS": "1000000"})
+        assert r.returncode == 0, r.stderr
+        pids = [e["pid"] for e in guard.registry()["sessions"]]
+        assert sleeper.pid in pids and gone.pid not in pids  # dead pruned, reused kept (and this launch's own)
+        r = guard.run("-p", "x", env={"CLAUDE_GUARD_MAX_SESSIONS": "2"})  # fewer than the processes: exact
+        assert r.returncode == 0, r.stderr
+        assert sleeper.pid not in [e["pid"] for e in guard.registry()["sessions"]]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
 def test_waiters_are_admitted_in_arrival_order(guard: Guard) -> None:
     env = {"CLAUDE_GUARD_MAX_SESSIONS": "1", "CLAUDE_GUARD_ON_CAP": "wait", "CLAUDE_GUARD_WAIT_TIMEOUT": "120",
            "STANDIN_SLEEP": "0.5"}
@@ -464,10 +492,14 @@ def test_config_command_prints_toml_a_config_file_takes(guard: Guard) -> None:
                        'protect = ["a b", "quote\\"d"]\n')
     out = guard.cli("config", check=True).stdout
     lines = out.splitlines()
-    assert 'idle_after      = "45m"' in out and 'memory_floor    = "2GiB"' in out and 'grace           = "2.5s"' in out
-    assert 'memory_margin   = "10%"' in out and 'cpu_window      = "5m"' in out and "1800" not in out
-    assert f'real_claude     = "{guard.real}"' in out and "# default: the first claude on PATH" in out
-    assert f'state_dir       = "{guard.state}"' in out
+    def shown(key: str, value: str) -> bool:
+        return re.search(rf"^{key} +{re.escape(' = ' + value)} ", out, re.MULTILINE) is not None
+
+    assert shown("idle_after", '"45m"') and shown("memory_floor", '"2GiB"') and shown("grace", '"2.5s"')
+    assert shown("memory_margin", '"10%"') and shown("cpu_window", '"5m"') and "1800" not in out
+    assert shown("real_claude", f'"{guard.real}"') and "# default: the first claude on PATH" in out
+    assert shown("state_dir", f'"{guard.state}"')
+    assert len({line.index(" = ") for line in lines[1:]}) == 1  # the keys line up
     columns = {line.index("# ") for line in lines[1:] if len(line.split(" = ", 1)[1]) < 60}
     assert len(columns) == 1  # the source column lines up (past the widest short value)
     shown = tomllib.loads(out)

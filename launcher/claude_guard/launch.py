@@ -159,7 +159,7 @@ class Census:
     before the lock; by default one taken here) saw in the table that are still the processes it saw."""
 
     def __init__(self, data: RegistryData, me: int, backend: Backend | None = None,
-                 survey: Survey | None = None) -> None:
+                 survey: Survey | None = None, present: set[int] | None = None) -> None:
         if backend is None:
             from . import procs
 
@@ -172,6 +172,15 @@ class Census:
         for entry in data["sessions"]:
             if entry["pid"] == me:
                 continue  # our own earlier record (a re-admission after takeover)
+            if present is not None:
+                # Fewer processes than the cap (admit: `roomy`): no count can reach it, so an entry is kept while
+                # its PID exists at all (a reused PID keeps a dead entry until a launch near the cap or a sweep
+                # checks it) and none is read.
+                if entry["pid"] in present:
+                    self.live.append(entry)
+                else:
+                    self.dead += 1
+                continue
             # The scan vouches for an entry it saw with the same start; any other (registered since the scan, a
             # command line that no longer says claude, a pid reused since) is asked directly.
             if survey.seen.get(entry["pid"]) == entry["start"] or backend.alive(entry["pid"], entry["start"]):
@@ -351,12 +360,16 @@ def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = 
     while True:
         # Read before the lock what other launches need not wait for (Survey); judge under it only the
         # registry's entries. Without unguarded counting and without a session id, no table is read at all.
-        survey = Survey(me, backend, table=unguarded or bool(sid))
+        # Nor with fewer processes on the machine than the cap: every session, guarded or not, and every waiter
+        # is a process, so no count can reach the cap, and reading each one would decide nothing.
+        present = None if sid else backend.pids()
+        roomy = present is not None and len(present) < cap
+        survey = Survey(me, backend, table=bool(sid) or (unguarded and not roomy))
         if sid:
             survey.by_files(sid)
         with registry.locked():
             data = registry.load()
-            census = Census(data, me, backend, survey)
+            census = Census(data, me, backend, survey, present if roomy else None)
             now = time.monotonic()
             mine = next((w for w in data["waiters"] if w["pid"] == me), None)
             # The queue: this launch's own place, and every other waiter that is still a live guard process

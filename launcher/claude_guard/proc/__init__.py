@@ -271,6 +271,10 @@ class Backend:
         or nowhere safe). Never blocks."""
         return None
 
+    def pids(self) -> set[int] | None:
+        """Every process ID on the machine (anyone's), as cheaply as the system lists them; None where unknown."""
+        return None
+
     def ancestors(self, pid: int) -> list[int]:
         """Parent, grandparent, ... up to (not including) pid 1 / 0."""
         out: list[int] = []

@@ -99,6 +99,9 @@ class Linux(Backend):
         st = _stat(pid)
         return st is not None and st[1][19].decode() == start and st[1][0].decode() not in GONE_STATES
 
+    def pids(self) -> set[int] | None:
+        return {int(name) for name in os.listdir("/proc") if name.isdigit()}
+
     def ppid(self, pid: int) -> int | None:
         st = _stat(pid)
         return int(st[1][1]) if st else None

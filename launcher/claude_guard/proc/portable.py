@@ -51,6 +51,12 @@ class Portable(Backend):
         except (psutil.Error, OSError):
             return False
 
+    def pids(self) -> set[int] | None:
+        try:
+            return set(psutil.pids())
+        except (psutil.Error, OSError):
+            return None
+
     def ppid(self, pid: int) -> int | None:
         try:
             return int(psutil.Process(pid).ppid())
