@@ -33,7 +33,8 @@ except GuardError as e:
 else:
     keys = ("max_sessions", "idle_after", "memory_floor", "protect", "on_cap")
     result = {{"values": {{k: s.values[k] for k in keys}}, "sources": {{k: s.sources[k] for k in keys}},
-              "tomllib": "tomllib" in sys.modules or "tomli" in sys.modules, "re": "re" in sys.modules}}
+              "tomllib": "tomllib" in sys.modules or "tomli" in sys.modules, "re": "re" in sys.modules,
+              "_json": "_json" in sys.modules}}
 import json  # only now: json imports re
 print(json.dumps(result))
 """
@@ -75,6 +76,7 @@ def test_second_load_reads_no_toml_parser_and_gets_the_same_settings(world: Worl
     assert (world.cache.stat().st_mode & 0o777) == 0o600 and (world.state.stat().st_mode & 0o777) == 0o700
     second = world.load()
     assert not second["tomllib"] and not second["re"]  # neither the TOML parser nor the regex engine
+    assert not second["_json"]  # nor the JSON library (a shared library to load: see configcache.py)
     assert world.settings(second) == world.settings(first) == world.settings(full)
     assert second["sources"]["idle_after"] == f"{world.config}:2"
 
@@ -99,53 +101,61 @@ def test_a_bad_file_after_a_cached_one_still_names_file_line_and_key(world: Worl
     assert r["code"] == 78 and "invalid TOML" in r["error"]
 
 
-def _faithful(world: World) -> dict[str, Any]:
+def _faithful(world: World) -> str:
     world.load()
-    data: dict[str, Any] = json.loads(world.cache.read_text())
-    return data
+    return world.cache.read_text()
+
+
+def _key_line(text: str, key: str, fields: str) -> str:
+    """`text` with the cache line of `key` given other fields (line, kind, value...)."""
+    out = [f"key\t{key}\t{fields}" if line.startswith(f"key\t{key}\t") else line for line in text.split("\n")]
+    assert out != text.split("\n"), f"no line for {key}"
+    return "\n".join(out)
 
 
 @pytest.mark.parametrize("plant", [
-    "garbage", "truncated", "a list", "other version", "dict value", "line not a number", "unknown key",
-    "value of a wrong kind", "nested list", "other path",
+    "garbage", "truncated", "not ascii", "other version", "line not a number", "unknown key",
+    "value of a wrong kind", "unknown kind", "list of the wrong length", "a broken escape", "a key twice",
+    "other path",
 ])
 def test_a_corrupt_or_foreign_cache_is_a_miss(world: World, plant: str) -> None:
-    data = _faithful(world)
-    text = json.dumps(data)
+    text = _faithful(world)
+    assert "key\tmax_sessions\t1\ti\t3\n" in text  # what the plants below change
     if plant == "garbage":
-        world.cache.write_bytes(os.urandom(512))
+        planted = os.urandom(512).decode("latin-1")
     elif plant == "truncated":
-        world.cache.write_text(text[: len(text) // 2])
-    elif plant == "a list":
-        world.cache.write_text("[]")
-    else:
-        if plant == "other version":
-            data["version"] = 99
-        elif plant == "dict value":
-            data["keys"]["max_sessions"] = [{"n": 99}, 1]
-        elif plant == "line not a number":
-            data["keys"]["max_sessions"] = [99, "1"]
-        elif plant == "unknown key":
-            data["keys"]["evil"] = [1, 9]
-        elif plant == "value of a wrong kind":
-            data["keys"]["max_sessions"] = ["many", 1]
-        elif plant == "nested list":
-            data["keys"]["protect"] = [[["x"]], 4]
-        elif plant == "other path":
-            data["path"] = "/elsewhere/config.toml"
-            data["keys"]["max_sessions"] = [99, 1]
-        world.cache.write_text(json.dumps(data))
+        planted = text[: len(text) // 2]
+    elif plant == "not ascii":
+        planted = text.replace("max_sessions", "max_séssions")
+    elif plant == "other version":
+        planted = text.replace("config cache 2", "config cache 99")
+    elif plant == "line not a number":
+        planted = _key_line(text, "max_sessions", "one\ti\t99")
+    elif plant == "unknown key":
+        planted = text + "key\tevil\t9\ti\t1\n"
+    elif plant == "value of a wrong kind":
+        planted = _key_line(text, "max_sessions", "1\ts\tmany")
+    elif plant == "unknown kind":
+        planted = _key_line(text, "max_sessions", "1\tx\t99")
+    elif plant == "list of the wrong length":
+        planted = _key_line(text, "protect", "4\tl\t3\ta\tb")
+    elif plant == "a broken escape":
+        planted = _key_line(text, "on_cap", "5\ts\twait\\x")
+    elif plant == "a key twice":
+        planted = text + "key\tmax_sessions\t1\ti\t99\n"
+    else:  # another file's cache
+        planted = _key_line(text.replace(f"path\t{world.config}", "path\t/elsewhere/config.toml"),
+                            "max_sessions", "1\ti\t99")
+    world.cache.write_text(planted, encoding="latin-1")
     result = world.load()
     assert "error" not in result, result
     assert world.settings(result) == world.settings(world.load(cache=False))
-    assert json.loads(world.cache.read_text()) == _faithful(world)  # rewritten from the file
+    assert world.cache.read_text() == _faithful(world) == text  # rewritten from the file
 
 
 def _plant(world: World, max_sessions: int) -> str:
     """A cache faithful to the file in every way but one value: what an attacker would want read."""
-    data = _faithful(world)
-    data["keys"]["max_sessions"] = [max_sessions, 1]
-    return json.dumps(data)
+    return _key_line(_faithful(world), "max_sessions", f"1\ti\t{max_sessions}")
 
 
 def test_a_cache_reached_through_a_symlink_is_ignored(world: World, tmp_path: Path) -> None:
@@ -156,7 +166,7 @@ def test_a_cache_reached_through_a_symlink_is_ignored(world: World, tmp_path: Pa
     world.cache.symlink_to(elsewhere)
     assert world.load()["values"]["max_sessions"] == 3
     assert not world.cache.is_symlink()  # replaced by a real cache, the planted file untouched
-    assert json.loads(elsewhere.read_text())["keys"]["max_sessions"] == [99, 1]
+    assert "key\tmax_sessions\t1\ti\t99" in elsewhere.read_text()
 
 
 def test_a_cache_others_can_write_is_ignored(world: World) -> None:

@@ -3,8 +3,19 @@
 `import tomllib` (with `re`, `string`, `enum`, `typing`, `datetime`) costs a launch more than a bare interpreter
 start: about the whole budget of a pass-through like `claude --version`. The first launch after the file
 changes parses it in full and writes what TOML gave for each key, with the line it was on, to
-`config.cache` in the state folder; the next launches read that back with the C JSON scanner the hot path
-already uses, and run every value through the same `KEYS[key].parse` as a full parse would.
+`config.cache` in the state folder; the next launches read that back and run every value through the same
+`KEYS[key].parse` as a full parse would.
+
+The cache is lines of tab-separated fields, each text field escaped with the `unicode_escape` codec of the
+built-in `_codecs` module, so no tab, newline or non-ASCII character is left raw:
+    claude-guard config cache <VERSION>
+    path <path>
+    identity <dev> <ino> <size> <mtime_ns> <ctime_ns>
+    text <the file's text>
+    key <name> <line, or -> <kind: s str, i int, f float, b bool (0/1)> <value>
+    key <name> <line, or -> l <number of items> <item> ...    (a list of str)
+not JSON: the C JSON module is a shared library whose loading costs a pass-through (`claude --version`)
+as much as the rest of its settings, while `_codecs` is in the interpreter already.
 
 A hit needs the file's identity (device, inode, size, mtime_ns, ctime_ns) and its exact bytes (a same-size
 edit inside one timestamp tick changes no stat field) to equal what was cached. Anything else is a miss and
@@ -20,18 +31,18 @@ Linux only: elsewhere finding the state folder costs platformdirs, more than the
 
 from __future__ import annotations
 
+import _codecs
 import os
 import stat
 import sys
-
-from . import jsonio
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
 NAME = "config.cache"
-VERSION = 1
+VERSION = 2
+HEADER = f"claude-guard config cache {VERSION}"
 ENABLED = sys.platform.startswith("linux")
 
 
@@ -69,29 +80,81 @@ def lookup(folder: str, path: str, st: os.stat_result, text: str) -> dict[str, t
             raw = os.read(fd, 1 << 20)
         finally:
             os.close(fd)
-        data = jsonio.loads(raw.decode("utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+    except OSError:
         return None
-    if (type(data) is not dict or data.get("version") != VERSION or data.get("path") != path
-            or data.get("identity") != identity(st) or data.get("text") != text or type(data.get("keys")) is not dict):
+    found = decode(raw)
+    if found is None or found[0] != path or found[1] != identity(st) or found[2] != text:
         return None
-    out: dict[str, tuple[Any, int | None]] = {}
-    for key, item in data["keys"].items():
-        if type(item) is not list or len(item) != 2 or not _value_ok(item[0]):
+    return found[3]
+
+
+def encode(path: str, ident: list[int], text: str, keys: dict[str, tuple[Any, int | None]]) -> str:
+    """The cache's text for a parse of the file at `path` (see the module's docstring)."""
+    lines = [HEADER, f"path\t{_esc(path)}", "identity\t" + " ".join(map(str, ident)), f"text\t{_esc(text)}"]
+    for key, (value, line) in keys.items():
+        where = "-" if line is None else str(line)
+        if type(value) is bool:
+            kind, fields = "b", ["1" if value else "0"]
+        elif type(value) is list:
+            kind, fields = "l", [str(len(value)), *(_esc(item) for item in value)]
+        else:
+            kind, fields = {str: "s", int: "i", float: "f"}[type(value)], [_esc(value) if type(value) is str
+                                                                            else repr(value)]
+        lines.append("\t".join(["key", _esc(key), where, kind, *fields]))
+    return "\n".join(lines) + "\n"
+
+
+def decode(raw: bytes) -> tuple[str, list[int], str, dict[str, tuple[Any, int | None]]] | None:
+    """(path, identity, text, keys) of a cache's bytes; None for anything that is not exactly that shape."""
+    try:
+        lines = raw.decode("ascii").split("\n")
+        if len(lines) < 5 or lines[0] != HEADER or lines[-1] != "":
             return None
-        line = item[1]
-        if line is not None and (type(line) is not int or line < 1):
+        fields = [line.split("\t") for line in lines[1:-1]]
+        if [f[0] for f in fields[:3]] != ["path", "identity", "text"] or any(len(f) != 2 for f in fields[:3]):
             return None
-        out[key] = (item[0], line)
-    return out
+        path, text = _unesc(fields[0][1]), _unesc(fields[2][1])
+        ident = [int(n) for n in fields[1][1].split(" ")]
+        keys: dict[str, tuple[Any, int | None]] = {}
+        for f in fields[3:]:
+            if len(f) < 5 or f[0] != "key" or (f[3] != "l" and len(f) != 5):
+                return None
+            key, where, kind = _unesc(f[1]), f[2], f[3]
+            line = None if where == "-" else int(where)
+            if (line is not None and line < 1) or key in keys:
+                return None
+            value: Any
+            if kind == "s":
+                value = _unesc(f[4])
+            elif kind == "i":
+                value = int(f[4])
+            elif kind == "f":
+                value = float(f[4])
+            elif kind == "b" and f[4] in ("0", "1"):
+                value = f[4] == "1"
+            elif kind == "l" and int(f[4]) == len(f) - 5:
+                value = [_unesc(item) for item in f[5:]]
+            else:
+                return None
+            keys[key] = (value, line)
+    except (ValueError, UnicodeError):
+        return None
+    return path, ident, text, keys
+
+
+def _esc(text: str) -> str:
+    return _codecs.unicode_escape_encode(text)[0].decode("ascii")
+
+
+def _unesc(field: str) -> str:
+    return _codecs.unicode_escape_decode(field.encode("ascii"))[0]
 
 
 def store(folder: str, path: str, st: os.stat_result, text: str, keys: dict[str, tuple[Any, int | None]]) -> None:
     """Cache a successful parse; silently nothing when the folder is unsafe or cannot be written."""
     if sys.platform == "win32" or not ENABLED or not all(_value_ok(value) for value, _ in keys.values()):
         return
-    payload = jsonio.dumps({"version": VERSION, "path": path, "identity": identity(st), "text": text,
-                            "keys": {key: [value, line] for key, (value, line) in keys.items()}})
+    payload = encode(path, identity(st), text, keys)
     try:
         try:
             st_folder = os.lstat(folder)

@@ -550,9 +550,25 @@ def launcher_mark(env: Mapping[str, str]) -> str:
     """The LAUNCHER value for what this launch starts: this process, and one more level than it was given."""
     depth = env.get(environ.LAUNCHER, "").rpartition(":")[2]
     level = int(depth) + 1 if depth.isdigit() else 1
+    return f"{os.getpid()}:{_own_start()}:{level}"
+
+
+def _own_start() -> str:
+    """This process's start token. On Linux read here from /proc/self/stat (field 22, after the parenthesised
+    name), as proc.linux reads it: a pass-through such as `claude --version` then loads no process backend."""
+    if sys.platform.startswith("linux"):
+        try:
+            fd = os.open("/proc/self/stat", os.O_RDONLY)
+            try:
+                data = os.read(fd, 4096)
+            finally:
+                os.close(fd)
+            return data[data.rfind(b")") + 2:].split()[19].decode()
+        except (OSError, IndexError):
+            return ""
     from . import procs
 
-    return f"{os.getpid()}:{procs.start_token(os.getpid()) or ''}:{level}"
+    return procs.start_token(os.getpid()) or ""
 
 
 def reentered(env: Mapping[str, str]) -> bool:
