@@ -613,6 +613,9 @@ def test_roots_launch_scan_reads_no_command_line_of_another_user(box: Sandbox, w
     other = box.spawn(b.argv(SYSTEM_PYTHON, "-c", "import time; time.sleep(600)", *long_args))
     wait_for(lambda: procs.read(other) is not None and procs.read(other).uid == b.uid, 30,  # type: ignore[union-attr]
              "B's process to run as B")
+    # Its /proc files too: while setpriv changes users the process is not dumpable and /proc shows its files as
+    # root's, and a file's owner is refreshed on its own lookup (once seen flaky: the scan found it as root's).
+    wait_for(lambda: os.stat(f"/proc/{other}/cmdline").st_uid == b.uid, 30, "B's command line to be B's")
     opened: dict[int, str] = {}
     read_from_other = []
     real_open, real_read = os.open, os.read
