@@ -156,7 +156,7 @@ def test_waiting_at_the_cap_says_so_on_a_terminal_ps_lists_it_and_ctrl_c_leaves(
             if select.select([master], [], [], 0.2)[0]:
                 seen += os.read(master, 4096)
         text = seen.decode()
-        assert f"waiting for a session slot: 1 of 1 Claude sessions running (PIDs {holder.pid})" in text, text
+        assert f"waiting for a session slot: 1 of 1 Claude sessions already running (PIDs {holder.pid})" in text, text
         assert "up to 5m (wait_timeout)" in text and text.count("claude-guard:") == 1
         rows = json.loads(guard.cli("ps", "--json", "--under", str(guard.tmp), check=True).stdout)
         [waiter] = [r for r in rows if r["type"] == "waiter"]

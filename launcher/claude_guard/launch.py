@@ -218,12 +218,17 @@ def _continued(plan: Plan) -> str | None:
                                          background_held=background)
 
 
-def _refuse_cap(census: Census, cap: int, waited: float | None, unguarded: bool) -> GuardError:
+def _running(census: Census, cap: int, unguarded: bool) -> str:
+    """"N of M Claude sessions ... running (PIDs a, b, ...)": the first 8 PIDs, oldest PID first."""
     pids = sorted(census.pids(unguarded))
     shown = ", ".join(map(str, pids[:8])) + (", ..." if len(pids) > 8 else "")
+    return f"{len(pids)} of {cap} Claude sessions already running (PIDs {shown})"
+
+
+def _refuse_cap(census: Census, cap: int, waited: float | None, unguarded: bool) -> GuardError:
     after = f" after waiting {_rounded(waited)}" if waited is not None else ""
     return GuardError(
-        f"refused: {len(pids)} of {cap} Claude sessions already running (PIDs {shown}){after}; "
+        f"refused: {_running(census, cap, unguarded)}{after}; "
         "see `claude-guard ps`, end one or run `claude-guard reap`, or raise max_sessions",
         ExitCode.REFUSED)
 
@@ -245,11 +250,9 @@ def _announce_wait(census: Census, cap: int, ahead: int, timeout: float, unguard
             return
     except OSError:
         return
-    pids = sorted(census.pids(unguarded))
-    shown = ", ".join(map(str, pids[:8])) + (", ..." if len(pids) > 8 else "")
     queue = f"; {ahead} launch{'es' if ahead != 1 else ''} wait{'s' if ahead == 1 else ''} ahead" if ahead else ""
-    message(f"waiting for a session slot: {len(pids)} of {cap} Claude sessions running (PIDs {shown}){queue}; "
-            f"up to {_rounded(timeout)} (wait_timeout). Ctrl-C stops waiting; `claude-guard ps` shows them")
+    message(f"waiting for a session slot: {_running(census, cap, unguarded)}{queue}; up to {_rounded(timeout)} "
+            "(wait_timeout). Ctrl-C stops waiting; `claude-guard ps` shows them")
 
 
 def _refuse_duplicate(session_id: str, holders: list[int], continues: bool = False) -> GuardError:

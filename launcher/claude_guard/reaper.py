@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from .sessions import Session, Stray, View
 
 POLICIES = ("dead", "orphan", "stray", "duplicate", "idle", "over-age", "over-cap", "memory")
+KILL = "kill"  # the reason of a session ended by hand, `claude-guard kill` (audit log, metrics): not a policy
 MEMORY_FILE_ENV = "CLAUDE_GUARD_MEM_AVAILABLE_FILE"  # tests: a file holding the available bytes
 AUDIT = "audit.jsonl"
 _AUDIT_LIMIT = 4 << 20
@@ -572,9 +573,6 @@ def by_hand(view: View, settings: Settings, chosen: Iterable[Session], *, all_us
     for s in chosen:
         p.take(s, KILL, f"asked for by hand (claude-guard kill {s.pid})")
     return p.out
-
-
-KILL = "kill"  # the reason of a session ended by `claude-guard kill` (audit log, metrics)
 
 
 def _idle_order(s: Session) -> tuple[float, int, int]:
