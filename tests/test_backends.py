@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from claude_guard import files, launch, procs, registry
+from claude_guard import admission, files, procs, registry
 from claude_guard.proc.portable import Portable
 from conftest import Guard
 
@@ -39,7 +39,7 @@ def test_holder_found_only_by_its_session_file(guard: Guard, backend: object, mo
     if backend is not procs.BACKEND:
         # The comparison the launch made before: procStart against this backend's token. Never equal here.
         assert not backend.alive(holder.pid, found["procStart"])
-    census = launch.Census({"version": 1, "sessions": [], "waiters": []}, os.getpid(), backend)
+    census = admission.Census({"version": 1, "sessions": [], "waiters": []}, os.getpid(), backend)
     assert census.holders(sid) == [holder.pid]
 
 
@@ -56,7 +56,7 @@ def test_stale_session_file_is_no_holder_with_either_backend(guard: Guard, backe
                                                             "startedAt": 1000}))
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", guard.env["CLAUDE_CONFIG_DIR"])
     assert isinstance(backend, (Portable, type(procs.BACKEND)))
-    assert launch.Census({"version": 1, "sessions": [], "waiters": []}, os.getpid(), backend).holders(sid) == []
+    assert admission.Census({"version": 1, "sessions": [], "waiters": []}, os.getpid(), backend).holders(sid) == []
 
 
 @pytest.mark.parametrize("backend", [procs.BACKEND, MAC], ids=["native", "psutil"])
@@ -67,7 +67,7 @@ def test_takeover_signals_only_claude(guard: Guard, backend: object) -> None:
     holder = guard.start("--resume", "abc", env={"STANDIN_SLEEP": "60", "STANDIN_TRAP": "record"}, cmd=guard.real)
     guard.wait_recorded(holder.pid)
     other = guard.start("-c", "import time; time.sleep(60)", cmd=sys.executable)
-    launch.takeover([holder.pid, other.pid], 5.0, backend)
+    admission.takeover([holder.pid, other.pid], 5.0, backend)
     assert holder.wait(timeout=30) == 128 + signal.SIGTERM
     assert other.poll() is None
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from claude_guard import config, launch, procs, sdk
+from claude_guard import admission, config, procs, sdk
 from conftest import wait_for
 from realclaude import FakeAnthropic, offline_env, run_print, user_blocks
 from standin import env_of
@@ -79,9 +79,9 @@ def test_docs_cover_every_setting_and_quote_the_real_lines() -> None:
             return {4242, 4243}
 
     for waited in (None, 55.0):
-        line = launch._refuse_cap(Census(), 2, waited, False).message  # type: ignore[arg-type]
+        line = admission._refuse_cap(Census(), 2, waited, False).message  # type: ignore[arg-type]
         assert f"claude-guard: {line}\n" in docs
-    line = launch._refuse_duplicate("5b0e595e-d7fd-4f34-932c-fdd816fa7f8b", [4242]).message
+    line = admission._refuse_duplicate("5b0e595e-d7fd-4f34-932c-fdd816fa7f8b", [4242]).message
     assert f"claude-guard: {line}\n" in docs
 
 
@@ -222,7 +222,7 @@ def run(coro: Any) -> Any:
 
 def _no_live_entry(host: Host) -> None:
     wait_for(lambda: host.cli_pids() == [], timeout=60)
-    census = launch.Census(host.registry(), os.getpid())
+    census = admission.Census(host.registry(), os.getpid())
     assert census.live == []
 
 

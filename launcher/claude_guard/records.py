@@ -41,7 +41,7 @@ class _WaiterBase(TypedDict):
 class Waiter(_WaiterBase, total=False):
     """A launch queued for a slot (on_cap = wait), in arrival order."""
 
-    renewed: float  # the monotonic clock when it last renewed its place (launch._RENEW, _STALE)
+    renewed: float  # the monotonic clock when it last renewed its place (admission._RENEW, _STALE)
 
 
 class RegistryData(TypedDict):

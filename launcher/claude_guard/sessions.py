@@ -308,9 +308,9 @@ def collect(settings: Settings, *, registry: RegistryData | None = None, ledger:
 
 
 def _waiters(data: RegistryData, backend: Backend, scope: list[str] | None, now: float) -> list[Waiting]:
-    """The launches holding a place in the queue, by the launch's own rule (launch.queued: a live guard process
+    """The launches holding a place in the queue, by the launch's own rule (admission.queued: a live guard process
     of this user renewing its place); numbered in queue order before --under narrows them."""
-    from .launch import queued
+    from .admission import queued
 
     mono = time.monotonic()
     live = [w for w in data["waiters"] if queued(w, mono)]
