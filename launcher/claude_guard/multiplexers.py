@@ -30,9 +30,11 @@ ENV = ("TMUX", "TMUX_PANE", "STY", "SCREENDIR")
 _TMUX_TIMEOUT = 2.0
 
 
-def unattended(row: Proc, rows: dict[int, Proc], backend: Backend) -> str | None:
+def unattended(row: Proc, rows: dict[int, Proc], backend: Backend,
+               asked: dict[str, dict[str, int] | None] | None = None) -> str | None:
     """"tmux" or "screen" when `row` (a session with a controlling terminal) runs in a session of that
-    multiplexer that no client is attached to; None when someone may be looking (or it cannot be told)."""
+    multiplexer that no client is attached to; None when someone may be looking (or it cannot be told).
+    `asked`: what each tmux server said in this pass (one `list-panes` per server, not per session)."""
     if sys.platform == "win32":
         return None
     env = backend.environment(row.pid, ENV) or {}
@@ -40,7 +42,7 @@ def unattended(row: Proc, rows: dict[int, Proc], backend: Backend) -> str | None
         # TMUX=<socket>,<server pid>,<session index>; the socket path may itself hold commas.
         socket_path, server, _index = [*env["TMUX"].rsplit(",", 2), "", ""][:3]
         if server.isdigit() and _server_ok(int(server), row, rows) and \
-                _attached_tmux(socket_path, env["TMUX_PANE"], row.uid) is False:
+                _attached_tmux(socket_path, env["TMUX_PANE"], row.uid, {} if asked is None else asked) is False:
             return "tmux"
     if env.get("STY"):
         pid_text = env["STY"].split(".", 1)[0]
@@ -77,7 +79,7 @@ def _socket(path: str, uid: int) -> os.stat_result | None:
     return st if stat.S_ISSOCK(st.st_mode) and st.st_uid == uid else None
 
 
-def _attached_tmux(socket_path: str, pane: str, uid: int) -> bool | None:
+def _attached_tmux(socket_path: str, pane: str, uid: int, asked: dict[str, dict[str, int] | None]) -> bool | None:
     st = _socket(socket_path, uid)
     if st is None:
         return None
@@ -85,6 +87,14 @@ def _attached_tmux(socket_path: str, pane: str, uid: int) -> bool | None:
         return False  # no client on any session of this server
     if not hasattr(os, "geteuid") or os.geteuid() != uid:
         return None  # clients somewhere on another user's server: which session, only that user asks
+    if socket_path not in asked:
+        asked[socket_path] = _clients_by_pane(socket_path)
+    clients = (asked[socket_path] or {}).get(pane)
+    return None if clients is None else clients > 0
+
+
+def _clients_by_pane(socket_path: str) -> dict[str, int] | None:
+    """{pane id: clients attached to its session} as the tmux server at `socket_path` says; None if it does not."""
     import shutil
     import subprocess
 
@@ -98,11 +108,12 @@ def _attached_tmux(socket_path: str, pane: str, uid: int) -> bool | None:
                              env={"PATH": os.environ.get("PATH") or os.defpath, "LANG": "C"})
     except (OSError, subprocess.SubprocessError):
         return None
+    panes = {}
     for line in out.stdout.splitlines():
         pane_id, _, clients = line.partition(" ")
-        if pane_id == pane and clients.strip().isdigit():
-            return int(clients) > 0
-    return None
+        if clients.strip().isdigit():
+            panes[pane_id] = int(clients)
+    return panes
 
 
 def _attached_screen(sty: str, screendir: str | None, uid: int) -> bool | None:

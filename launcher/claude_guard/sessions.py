@@ -274,6 +274,7 @@ def collect(settings: Settings, *, registry: RegistryData | None = None, ledger:
     left = stale  # every file left behind, before --under narrows what is reported
     nested = {s.pid for s in sessions}
     offset = clock.asleep_total()
+    asked: dict[str, dict[str, int] | None] = {}  # what each tmux server said in this pass (multiplexers.py)
     for s in sessions:
         sample = seen.get(f"{s.pid}:{s.start}")
         parent, stale_parent = _describe(s, table, nested, now, backend)
@@ -281,7 +282,7 @@ def collect(settings: Settings, *, registry: RegistryData | None = None, ledger:
         if s.attached and settings.multiplexer_detached:
             # A tmux or screen session nobody is attached to holds its terminal, but no person is at it: detached
             # for the idle and duplicate rules (an orphan is still judged by its terminal, above).
-            s.no_client = multiplexers.unattended(row=s.row, rows=table.rows, backend=backend)
+            s.no_client = multiplexers.unattended(s.row, table.rows, backend, asked)
             s.attached = s.no_client is None
         _judge_idle(s, settings, sample, sleep, offset, now, awake)
         s.over_age = bool(settings.max_age) and s.age is not None and s.age >= settings.max_age
