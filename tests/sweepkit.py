@@ -268,7 +268,8 @@ class Sandbox:
         assert parent and any(parent == pid and procs.alive(pid, start) for pid, start in self.started), \
             "the parent is not a process this test started"
         os.kill(parent, signal.SIGKILL)
-        wait_for(lambda: ppid(s.pid) == self.nursery.pid, 30, f"PID {s.pid} to be reparented")
+        # Or already ended: a `reap --watch` the test runs may take the new orphan before this sees it adopted.
+        wait_for(lambda: ppid(s.pid) == self.nursery.pid or not s.alive, 30, f"PID {s.pid} to be reparented")
 
     def registry(self) -> dict[str, Any]:
         path = self.state / "registry.json"
