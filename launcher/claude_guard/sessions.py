@@ -481,10 +481,9 @@ def current(all_users: bool = False, what: str = "this command",
             under: Iterable[str] | None = None) -> tuple[Settings, Book, View]:
     """(settings, ledger, view) for the read-only commands (ps, metrics): nothing is written."""
     from . import config, ledger
-    from .errors import ExitCode, GuardError
+    from .commands import all_users_allowed
 
-    if all_users and hasattr(os, "geteuid") and os.geteuid() != 0:
-        raise GuardError(f"--all-users needs root; without it, {what} covers your own sessions", ExitCode.USAGE)
+    all_users_allowed(all_users, f"{what} covers your own sessions")
     settings = config.load(cache=True)  # the shim's cache of the parsed config file (configcache.py)
     book = ledger.load(settings.registry_dir())
     return settings, book, collect(settings, ledger=book, all_users=all_users, under=under)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from ..errors import ExitCode, GuardError
+
 
 def folder(text: str) -> str:
     """An argparse type for `--under DIR`: an existing folder. A mistyped one would narrow the sweep to nothing
@@ -12,3 +14,9 @@ def folder(text: str) -> str:
     if not os.path.isdir(os.path.expanduser(text)):
         raise argparse.ArgumentTypeError(f"{text} is not a folder (give a folder that exists)")
     return text
+
+
+def all_users_allowed(all_users: bool, without: str) -> None:
+    """`--all-users` is root's (other users' sessions); `without` says what the command does without it."""
+    if all_users and hasattr(os, "geteuid") and os.geteuid() != 0:
+        raise GuardError(f"--all-users needs root; without it, {without}", ExitCode.USAGE)

@@ -11,6 +11,7 @@ import argparse
 
 from .. import output
 from ..errors import ExitCode, GuardError
+from . import all_users_allowed
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,13 +39,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     import getpass
-    import os
 
     from .. import config, jsonio, reaper
     from . import reap
 
-    if args.all_users and hasattr(os, "geteuid") and os.geteuid() != 0:
-        raise GuardError("--all-users needs root; without it, kill ends only your own sessions", ExitCode.USAGE)
+    all_users_allowed(args.all_users, "kill ends only your own sessions")
     settings = config.load(None, {"grace": args.grace}, cache=True)
 
     def choose(view: View) -> Plan:

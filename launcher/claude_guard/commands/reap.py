@@ -11,7 +11,7 @@ import argparse
 from .. import config, output
 from ..errors import ExitCode, GuardError
 from ..output import human_bytes
-from . import folder
+from . import all_users_allowed, folder
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -75,12 +75,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
 
     from .. import reaper
 
-    if args.all_users and hasattr(os, "geteuid") and os.geteuid() != 0:
-        raise GuardError("--all-users needs root; without it, reap ends only your own sessions", ExitCode.USAGE)
+    all_users_allowed(args.all_users, "reap ends only your own sessions")
     only = [p.strip() for p in args.only.split(",") if p.strip()] if args.only else None
     unknown = [p for p in only or [] if p not in reaper.POLICIES]
     if unknown:
