@@ -79,16 +79,17 @@ def build_parser(only: str | None = None) -> _Parser:
 
 
 def _unrecognized(extra: list[str], parser: argparse.ArgumentParser) -> str:
-    """argparse's "unrecognized arguments" with a did-you-mean for a mistyped option (`--dryrun`)."""
-    import difflib
+    """argparse's "unrecognized arguments" with a did-you-mean for a mistyped option (`--dryrun`), as the config
+    says it for a mistyped key."""
+    from .config import closest
 
     options = [o for action in parser._actions for o in action.option_strings]
     hints = []
     for word in extra:
         name = word.split("=", 1)[0]
-        close = difflib.get_close_matches(name, options, n=1) if name.startswith("-") else []
+        close = closest(name, options) if name.startswith("-") else None
         if close:
-            hints.append(f"{name}: did you mean {close[0]}?")
+            hints.append(f"{name}: did you mean {close}?")
     return "unrecognized arguments: " + " ".join(extra) + ("" if not hints else " (" + "; ".join(hints) + ")")
 
 

@@ -421,11 +421,17 @@ def unknown_variables(env: Mapping[str, str]) -> list[str]:
                   and name not in OTHER_VARS and not name.startswith(_OTHER_PREFIXES))
 
 
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice `word` was most likely meant to be (a mistyped key, variable or option), if any is close."""
     import difflib
 
     close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
+    return close[0] if close else None
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = closest(word, choices)
+    return f" (did you mean {close}?)" if close else ""
 
 
 def load(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None, *,
