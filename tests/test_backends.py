@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 from claude_guard import admission, files, procs, registry
 from claude_guard.proc.portable import Portable
 from conftest import Guard
+from sweepkit import wait_for
 
 MAC = Portable()
 WINDOWS = Portable(windows=True)
@@ -117,3 +119,26 @@ def test_atomic_write_leaves_old_or_new(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         files.atomic_write(str(tmp_path / "d"), b"x")  # a folder in the way: nothing half-written left
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "f.json"]
+
+
+@pytest.mark.parametrize("backend", [procs.BACKEND, MAC], ids=["native", "psutil"])
+def test_population_bounds_the_process_table_and_exists_follows_it(backend: object) -> None:
+    """population() may say more processes than there are (Linux: every thread the kernel has), never fewer:
+    a launch takes "fewer than the cap" from it without listing every process. exists() is a PID's presence,
+    anyone's process or a zombie included, as the listing has it."""
+    from claude_guard.proc import Backend
+
+    assert isinstance(backend, Backend)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    zombie = subprocess.Popen(["true"])
+    try:
+        wait_for(lambda: getattr(procs.read(zombie.pid), "state", "") == "Z", what="the exited child to be a zombie")
+        listed = backend.pids()
+        population = backend.population()
+        assert listed and population is not None and population >= len(listed)
+        assert backend.exists(os.getpid()) and backend.exists(zombie.pid)
+        assert backend.exists(1)  # init: someone else's process unless we are root, present either way
+        assert not backend.exists(gone.pid) and not backend.exists(0) and not backend.exists(-1)
+    finally:
+        zombie.wait()

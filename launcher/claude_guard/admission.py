@@ -17,7 +17,6 @@ import time
 
 from . import __version__, argv, environ, resolve
 from .errors import ExitCode, GuardError
-from .output import human_duration, message
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -41,9 +40,9 @@ def _tty() -> str | None:
 
 
 def _parent_name(ppid: int) -> str:
-    from . import procs
+    from .proc import native
 
-    proc = procs.read(ppid)
+    proc = native().read(ppid)
     if proc is None or not proc.cmdline:
         return ""
     return os.path.basename(proc.cmdline[0])
@@ -128,11 +127,11 @@ class Census:
     before the lock; by default one taken here) saw in the table that are still the processes it saw."""
 
     def __init__(self, data: RegistryData, me: int, backend: Backend | None = None,
-                 survey: Survey | None = None, present: set[int] | None = None) -> None:
+                 survey: Survey | None = None, roomy: bool = False) -> None:
         if backend is None:
-            from . import procs
+            from .proc import native
 
-            backend = procs.BACKEND
+            backend = native()
         self.me = me
         self.backend = backend
         self.survey = survey = survey or Survey(me, backend)
@@ -141,11 +140,11 @@ class Census:
         for entry in data["sessions"]:
             if entry["pid"] == me:
                 continue  # our own earlier record (a re-admission after takeover)
-            if present is not None:
-                # Fewer processes than the cap (admit: `roomy`): no count can reach it, so an entry is kept while
-                # its PID exists at all (a reused PID keeps a dead entry until a launch near the cap or a sweep
-                # checks it) and none is read.
-                if entry["pid"] in present:
+            if roomy:
+                # Fewer processes than the cap (admit): no count can reach it, so an entry is kept while its PID
+                # exists at all (a reused PID keeps a dead entry until a launch near the cap or a sweep checks
+                # it) and none is read.
+                if backend.exists(entry["pid"]):
                     self.live.append(entry)
                 else:
                     self.dead += 1
@@ -175,13 +174,24 @@ class Census:
         return sorted(found)
 
 
+def _fewer_processes_than(cap: int, backend: Backend) -> bool:
+    """Fewer processes on the machine than `cap`: the system's cheap upper bound first, the exact count only
+    when that bound is not below the cap."""
+    bound = backend.population()
+    if bound is not None and bound < cap:
+        return True
+    present = backend.pids()
+    return present is not None and len(present) < cap
+
+
 def _continued(plan: Plan) -> str | None:
     """The session `claude --continue` will open here (None: a new one, or none to continue)."""
-    from . import claudefiles, paths, procs, transcripts
+    from . import claudefiles, paths, transcripts
+    from .proc import native
 
     background = frozenset(
         cf.session_id for cf in claudefiles.read([paths.claude_sessions_dir()])
-        if cf.session_id and cf.kind and cf.kind != "interactive" and procs.alive(cf.pid, cf.proc_start))
+        if cf.session_id and cf.kind and cf.kind != "interactive" and native().alive(cf.pid, cf.proc_start))
     interactive = plan.call.kind in ("interactive", "background")  # Claude's entrypoint "cli", not an SDK's
     return transcripts.continued_session(paths.claude_dir(), _cwd(), interactive=interactive,
                                          background_held=background)
@@ -208,6 +218,8 @@ def _rounded(seconds: float) -> str:
         return f"{seconds:.1f}s"
     if seconds < 120:
         return f"{seconds:.0f}s"
+    from .output import human_duration
+
     return human_duration(seconds)
 
 
@@ -219,6 +231,8 @@ def _announce_wait(census: Census, cap: int, ahead: int, timeout: float, unguard
             return
     except OSError:
         return
+    from .output import message
+
     queue = f"; {ahead} launch{'es' if ahead != 1 else ''} wait{'s' if ahead == 1 else ''} ahead" if ahead else ""
     message(f"waiting for a session slot: {_running(census, cap, unguarded)}{queue}; up to {_rounded(timeout)} "
             "(wait_timeout). Ctrl-C stops waiting; `claude-guard ps` shows them")
@@ -233,12 +247,12 @@ def _refuse_duplicate(session_id: str, holders: list[int], continues: bool = Fal
 
 
 def _entry(plan: Plan, pid: int, cookie: str) -> Entry:
-    from . import procs
+    from .proc import native
 
     ppid = os.getppid()
     return {
         "pid": pid,
-        "start": procs.start_token(pid) or "",
+        "start": native().start_token(pid) or "",
         "session_id": plan.call.session_id,
         "kind": plan.call.kind,
         "argv": _summary(plan.args),
@@ -282,9 +296,9 @@ def takeover(pids: list[int], grace: float, backend: Backend | None = None, sess
     import signal
 
     if backend is None:
-        from . import procs
+        from .proc import native
 
-        backend = procs.BACKEND
+        backend = native()
     targets = [(pid, start) for pid in pids for start in (backend.start_token(pid),) if start]
     line = (f"claude-guard: session {session_id or ''} was opened again in PID {os.getpid()} (on_duplicate = "
             "takeover): ending this copy; the conversation goes on there")
@@ -310,12 +324,12 @@ def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = 
     Raises GuardError(REFUSED) when a rule says no. With on_cap = wait, waits in arrival order (a FIFO of
     waiters kept in the registry) up to wait_timeout.
     """
-    from . import procs
+    from .proc import native
 
-    backend = procs.BACKEND
+    backend = native()
     me = os.getpid()
     pid = pid or me
-    my_start = procs.start_token(me) or ""
+    my_start = backend.start_token(me) or ""
     cookie = plan.env.get(environ.COOKIE) or os.urandom(16).hex()
     plan.env[environ.COOKIE] = cookie
     sid = plan.call.session_id
@@ -334,14 +348,13 @@ def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = 
         # registry's entries. Without unguarded counting and without a session id, no table is read at all.
         # Nor with fewer processes on the machine than the cap: every session, guarded or not, and every waiter
         # is a process, so no count can reach the cap, and reading each one would decide nothing.
-        present = None if sid else backend.pids()
-        roomy = present is not None and len(present) < cap
+        roomy = not sid and _fewer_processes_than(cap, backend)
         survey = Survey(me, backend, table=bool(sid) or (unguarded and not roomy))
         if sid:
             survey.by_files(sid)
         with registry.locked():
             data = registry.load()
-            census = Census(data, me, backend, survey, present if roomy else None)
+            census = Census(data, me, backend, survey, roomy)
             now = time.monotonic()
             mine = next((w for w in data["waiters"] if w["pid"] == me), None)
             # The queue: this launch's own place, and every other waiter that is still a live guard process
@@ -417,11 +430,11 @@ def queued(w: Waiter, now: float) -> bool:
     renewed = w.get("renewed")
     if not isinstance(renewed, (int, float)) or not 0 <= now - renewed < _STALE:
         return False
-    from . import procs
+    from .proc import native
 
-    if not procs.alive(w["pid"], w["start"]):
+    if not native().alive(w["pid"], w["start"]):
         return False
-    proc = procs.read(w["pid"])
+    proc = native().read(w["pid"])
     if proc is None or (hasattr(os, "getuid") and proc.uid >= 0 and proc.uid != os.getuid()):
         return False
     # The guard runs as `python -IS <shim>`, `claude-guard[-shim] ...` or `python -m claude_guard ...`.
@@ -431,13 +444,13 @@ def queued(w: Waiter, now: float) -> bool:
 
 def update_pid(registry: Registry, old_pid: int, new_pid: int) -> None:
     """Point an entry at the process that really is claude (the runner's child, where exec is impossible)."""
-    from . import procs
+    from .proc import native
 
     with registry.locked():
         data = registry.load()
         for entry in data["sessions"]:
             if entry["pid"] == old_pid:
                 entry["pid"] = new_pid
-                entry["start"] = procs.start_token(new_pid) or ""
+                entry["start"] = native().start_token(new_pid) or ""
                 entry["guard_pid"] = old_pid
         registry.save(data)

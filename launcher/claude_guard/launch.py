@@ -150,9 +150,9 @@ def _own_start() -> str:
             return data[data.rfind(b")") + 2:].split()[19].decode()
         except (OSError, IndexError):
             return ""
-    from . import procs
+    from .proc import native
 
-    return procs.start_token(os.getpid()) or ""
+    return native().start_token(os.getpid()) or ""
 
 
 def reentered(env: Mapping[str, str]) -> bool:
@@ -164,11 +164,17 @@ def reentered(env: Mapping[str, str]) -> bool:
         return False
     pid, start, depth = [*mark.split(":"), "", "", ""][:3]
     if pid == str(os.getpid()) and start:
-        from . import procs
+        from .proc import native
 
-        if start == procs.start_token(os.getpid()):
+        if start == native().start_token(os.getpid()):
             return True
     return depth.isdigit() and int(depth) >= _MAX_DEPTH
+
+
+def _say(text: str) -> None:
+    from .output import message  # only when there is something to say: a launch that goes well says nothing
+
+    message(text)
 
 
 def run_guarded(program: str | None, prefix: list[str], args: list[str], *, self_path: str | None = None,
@@ -180,9 +186,9 @@ def run_guarded(program: str | None, prefix: list[str], args: list[str], *, self
     `settings`: already loaded by the caller (else loaded here from `env` and `overrides`).
     The guard's own failures never keep claude from starting unless `strict` is set.
     """
-    from . import config, output
+    from . import config
 
-    say = warn or output.message
+    say = warn or _say
     env = os.environ if env is None else env
     if settings is None:
         # The shim (program None) reuses the config file's last parse: importing the TOML parser would cost

@@ -25,7 +25,7 @@ import stat
 import sys
 import time
 
-from . import files, jsonio, procs
+from . import files, jsonio
 from .errors import ExitCode, GuardError
 
 TYPE_CHECKING = False
@@ -254,10 +254,12 @@ def remove_stale_temps(path: str) -> None:
         names = [n for n in os.listdir(folder) if n.startswith(prefix)]
     except OSError:
         return
+    from .proc import native
+
     for name in names:
         pid = name[len(prefix):]
         # Any process with that pid keeps it (a zombie's temp file goes at a later save).
-        if not pid.isdigit() or int(pid) == os.getpid() or procs.start_token(int(pid)) is not None:
+        if not pid.isdigit() or int(pid) == os.getpid() or native().start_token(int(pid)) is not None:
             continue
         try:
             os.unlink(os.path.join(folder, name))

@@ -12,7 +12,6 @@ import os
 import sys
 
 from .errors import ExitCode, GuardError
-from .output import message
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -39,6 +38,13 @@ def main(args: list[str] | None = None) -> int:
             return ExitCode.INTERNAL
         message(f"internal error ({type(e).__name__}: {e}); starting claude unguarded. Please report this")
         return _unguarded(args, self_path, settings)
+
+
+def message(text: str) -> None:
+    """output.message, imported only when there is something to say (a launch that goes well says nothing)."""
+    from .output import message
+
+    message(text)
 
 
 def _settings() -> Settings | None:

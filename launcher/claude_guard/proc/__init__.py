@@ -275,6 +275,17 @@ class Backend:
         """Every process ID on the machine (anyone's), as cheaply as the system lists them; None where unknown."""
         return None
 
+    def population(self) -> int | None:
+        """At least as many as the processes on the machine, as cheaply as the system can say (it may say
+        more, never fewer); None where unknown."""
+        pids = self.pids()
+        return None if pids is None else len(pids)
+
+    def exists(self, pid: int) -> bool:
+        """Some process (anyone's, a zombie included) has this PID now."""
+        pids = self.pids()
+        return pids is not None and pid in pids
+
     def ancestors(self, pid: int) -> list[int]:
         """Parent, grandparent, ... up to (not including) pid 1 / 0."""
         out: list[int] = []
