@@ -470,17 +470,19 @@ def load(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] 
             problems.append(f"config {where}: {key} = {value!r}: {e}")
             continue
         sources[key] = where
-    for key, spec in KEYS.items():
+    # One pass over the environment, then plain dict lookups: each `in` on os.environ encodes the name again.
+    ours = {name: value for name, value in env.items() if name.startswith("CLAUDE_GUARD_")}
+    for key, spec in KEYS.items() if ours else ():
         var = "CLAUDE_GUARD_" + key.upper()
-        if var in env:
+        if var in ours:
             try:
-                values[key] = spec.parse(env[var])
+                values[key] = spec.parse(ours[var])
             except BadValue as e:
-                problems.append(f"{var}={env[var]!r}: {e}; fix or unset the variable")
+                problems.append(f"{var}={ours[var]!r}: {e}; fix or unset the variable")
                 continue
             sources[key] = f"env {var}"
     known = ["CLAUDE_GUARD_" + key.upper() for key in KEYS]
-    for var in unknown_variables(env):
+    for var in unknown_variables(ours):
         problems.append(f"unknown variable {var}{_did_you_mean(var, known)}; the guard reads no such setting "
                         "(`claude-guard config` lists them): rename or unset it")
     if problems and not lenient:
