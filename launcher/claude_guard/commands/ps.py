@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
 def describe(lost: list[Stray], view: View) -> None:
     """What only `ps` shows of a stray: the ports its group listens on, and how to resume its conversation."""
+    if not lost:
+        return  # most of the time: no socket table to read, no sweep module to load
     from ..reaper import resume_command
 
     ports = view.backend.listening([p for st in lost for p in st.pids])

@@ -267,6 +267,9 @@ class Linux(Backend):
     def listening(self, pids: Iterable[int]) -> dict[int, list[int]]:
         # /proc/net/tcp{,6}: sockets of this network namespace, in state 0A (LISTEN), by inode; a process's
         # descriptors name the inodes of its sockets (readable for the user's own processes, or by root).
+        pids = list(pids)
+        if not pids:
+            return {}
         ports: dict[str, int] = {}
         for table in ("/proc/net/tcp", "/proc/net/tcp6"):
             try:
