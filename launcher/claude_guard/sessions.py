@@ -311,6 +311,8 @@ def collect(settings: Settings, *, registry: RegistryData | None = None, ledger:
 def _waiters(data: RegistryData, backend: Backend, scope: list[str] | None, now: float) -> list[Waiting]:
     """The launches holding a place in the queue, by the launch's own rule (admission.queued: a live guard process
     of this user renewing its place); numbered in queue order before --under narrows them."""
+    if not data["waiters"]:
+        return []  # the usual case: the launch side's rules need not even be loaded
     from .admission import queued
 
     mono = time.monotonic()
