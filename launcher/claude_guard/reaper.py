@@ -181,6 +181,7 @@ class Rules:
         self.pids: set[int] = set()
         self.names: set[str] = set()
         self.folders: list[str] = []
+        self._inside: dict[str, bool] = {}  # cwd -> within a protected folder (one realpath per folder a pass)
         for raw in settings.protect:
             item = str(raw).strip()
             if item.isdigit():
@@ -204,7 +205,11 @@ class Rules:
     def protected(self, pid: int, ids: Iterable[str | None], cwd: str | None) -> bool:
         if pid in self.pids or any(i in self.names for i in ids if i):
             return True
-        return sessions.within(cwd, self.folders)
+        if not cwd or not self.folders:
+            return False
+        if cwd not in self._inside:  # sessions share folders, and realpath reads each part of the path
+            self._inside[cwd] = sessions.within(cwd, self.folders)
+        return self._inside[cwd]
 
     def started_from(self, s: Session) -> bool:
         """The reaper was started inside `s` (its markers name it), wherever it runs now. A CLAUDE_PID names
