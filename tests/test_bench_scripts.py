@@ -89,10 +89,12 @@ def test_bench_launch_refuses_an_editable_install() -> None:
 
 def test_bench_sweep_reports_ps_and_reap(venv: Path) -> None:
     figures = run("bench_sweep", "--venv", str(venv), "--sessions", "4", "--rounds", "1")
-    assert [f["name"].split(" with ")[0] for f in figures] == ["`ps --json`", "`reap --dry-run`"]
+    assert [f["name"].split(" with ")[0] for f in figures[:2]] == ["`ps --json`", "`reap --dry-run`"]
     for fig in figures:
         assert_measured(fig)
-        assert fig["target"] == 2.0 and "(4 of them listed by ps --json)" in fig["detail"]
+        assert "(4 of them listed by ps --json)" in fig["detail"]
+    assert [f["target"] for f in figures] == [2.0, 2.0, None]
+    assert figures[2]["name"].startswith("that venv's bare `python` importing argparse")
 
 
 def test_bench_watch_reports_rss_and_exits_cleanly(venv: Path) -> None:
@@ -118,7 +120,8 @@ def test_bench_writes_the_report(venv: Path, tmp_path: Path) -> None:
     for name in ("session launch through the shim", "concurrent launches against a cap of 8",
                  "64 concurrent bare `python -c pass` vs one alone",
                  "`claude --version` through the shim", "a whole real `claude -p` turn", "`ps --json` with 3",
-                 "`reap --dry-run` with 3", "`reap --watch` resident memory"):
+                 "`reap --dry-run` with 3", "importing argparse and parsing no argument",
+                 "`reap --watch` resident memory"):
         assert name in report, name
     assert benchkit.CONFIG.format(max_sessions=8) in report + "\n"  # the config file each figure ran with
     assert f"given venv {venv}" in report
