@@ -20,11 +20,11 @@ from .errors import ExitCode, GuardError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .config import Settings
     from .launch import Plan
     from .proc import Backend
     from .records import Entry, RegistryData, Waiter
     from .registry import Registry
+    from .settings import Settings
 
 
 def _tty() -> str | None:

@@ -1,8 +1,9 @@
 """Settings: defaults, then the TOML file, then `CLAUDE_GUARD_<KEY>` variables, each value with its source.
 
-This module is on the `claude` hot path: the TOML parser is imported only when a config file exists, and
-every key is declared once in `KEYS` (type, default, help), which also drives `claude-guard config`
-and the README table.
+The `claude` shim, `ps` and `reap` take their settings from the config cache when it holds what this module made of
+the same file (configcache.load); this module is on their path when it does not: the TOML parser is imported only
+when a config file exists and the cache has no parse of it. Every key is declared once in `KEYS` (type, default,
+help), which also drives `claude-guard config` and the README table.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import os
 import sys
 
-from . import paths
+from . import configcache, paths
 from .environ import MARKERS
 from .errors import ExitCode, GuardError
+from .settings import OTHER_PREFIXES, OTHER_VARS, Settings, config_path, from_environment
 
 # The hot path must not import typing, re or dataclasses (each costs about a bare interpreter start).
 TYPE_CHECKING = False
@@ -268,90 +270,12 @@ EXEC_FLAGS = tuple(k for k, spec in KEYS.items() if "exec" in spec.flags)
 REAP_FLAGS = tuple(k for k, spec in KEYS.items() if "reap" in spec.flags)
 
 
-class Settings:
-    """Effective values (`settings.max_sessions`) and where each came from (`settings.sources[key]`).
-
-    Every key of KEYS is an attribute of the type its parser returns (a duration or a size is a float)."""
-
-    # launch side
-    real_claude: str
-    max_sessions: int
-    count_unguarded: bool
-    on_cap: str
-    wait_timeout: float
-    on_duplicate: str
-    strict: bool
-    state_dir: str
-    lock_timeout: float
-    keep_markers: bool
-    strip_env: list[str]
-    keep_env: list[str]
-    die_with_parent: bool
-    unknown_batch: str
-    # sweep side
-    idle_after: float
-    idle_cpu: float
-    cpu_window: float
-    reap_attached: bool
-    multiplexer_detached: bool
-    grace: float
-    min_age: float
-    max_age: float
-    memory_floor: float  # bytes, or a negative share of total memory (parse_size)
-    memory_margin: float
-    protect: list[str]
-    strays: str
-    interval: float
-    cooldown: float
-
-    def __init__(self, values: dict[str, Any], sources: dict[str, str]) -> None:
-        self.values = values
-        self.sources = sources
-        self.problems: list[str] = []  # what load(lenient=True) set aside: each a message naming where
-        for key, value in values.items():
-            setattr(self, key, value)
-
-    def replace(self, source: str, **changes: Any) -> Settings:
-        """A copy with `changes` (already parsed values) taken from `source`; this one is left as it is."""
-        copy = Settings({**self.values, **changes}, {**self.sources, **dict.fromkeys(changes, source)})
-        copy.problems = list(self.problems)
-        return copy
-
-    def registry_dir(self) -> str:
-        return self.state_dir or paths.state_dir()
-
-
 def _line_of(text: str, key: str) -> int | None:
     import re
 
     pattern = re.compile(rf"^[ \t]*[\"']?{re.escape(key)}[\"']?\s*=", re.MULTILINE)
     m = pattern.search(text)
     return text.count("\n", 0, m.start()) + 1 if m else None
-
-
-def _read_file(path: str) -> tuple[bytes, os.stat_result] | None:
-    """The config file's bytes and stat (from the same open file), or None when there is none."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        raise GuardError(f"cannot read config {path}: {e.strerror}; fix its permissions or set "
-                         "CLAUDE_GUARD_CONFIG to another file", ExitCode.CONFIG) from None
-    try:
-        st = os.fstat(fd)
-        chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    except OSError as e:
-        raise GuardError(f"cannot read config {path}: {e.strerror}; fix its permissions or set "
-                         "CLAUDE_GUARD_CONFIG to another file", ExitCode.CONFIG) from None
-    finally:
-        os.close(fd)
-    return b"".join(chunks), st
 
 
 def _parse_toml(path: str, text: str) -> dict[str, tuple[Any, int | None]]:
@@ -379,46 +303,47 @@ def _valid(keys: dict[str, tuple[Any, int | None]]) -> bool:
     return True
 
 
-def _file_keys(path: str, cache_dir: str | None) -> dict[str, tuple[Any, int | None]]:
-    """{key: (TOML value, line)} of the config file (empty when there is none). With `cache_dir` (the shim, ps,
-    reap), a parse cached there for these very bytes is reused instead of importing the TOML parser
-    (configcache.py says why that is safe); a file with any problem is never cached, so its problems are found
-    by a full parse every time."""
-    found = _read_file(path)
-    if found is None:
-        return {}
-    raw, st = found
+def _file_keys(path: str, cache_dir: str | None) -> tuple[dict[str, tuple[Any, int | None]], _Cacheable | None]:
+    """{key: (TOML value, line)} of the config file (empty when there is none), and with `cache_dir` (the shim,
+    ps, reap) what load needs to cache it: a parse cached there for these very bytes is reused instead of importing
+    the TOML parser (configcache.py says why that is safe); a file with any problem is never cached, so its
+    problems are found by a full parse every time."""
+    found = configcache.read_config(path)
+    raw, st = found if found is not None else (b"", None)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise GuardError(f"config {path}: not UTF-8 text; save it as UTF-8", ExitCode.CONFIG) from None
     if cache_dir:
-        from . import configcache
-
-        cached = configcache.lookup(cache_dir, path, st, text)
-        if cached is not None and _valid(cached):
-            return cached
-    keys = _parse_toml(path, text)
-    if cache_dir and _valid(keys):
-        configcache.store(cache_dir, path, st, text, keys)
-    return keys
+        record = configcache.lookup(cache_dir, path, st, text)
+        if record is not None and _valid(record.keys):
+            return record.keys, _Cacheable(cache_dir, path, st, text, record)
+    keys = _parse_toml(path, text) if found is not None else {}
+    return keys, _Cacheable(cache_dir, path, st, text, None) if cache_dir and _valid(keys) else None
 
 
-# CLAUDE_GUARD_* variables that are not settings but are read elsewhere (tests and benchmarks use their own
-# CLAUDE_GUARD_TEST_/BENCH_/SOAK_/FAULT_ prefixes). Any other CLAUDE_GUARD_* name is a typo worth a warning.
-OTHER_VARS = frozenset({
-    "CLAUDE_GUARD_CONFIG", "CLAUDE_GUARD_COOKIE", "CLAUDE_GUARD_BIN", "CLAUDE_GUARD_SHIM_DIR", "CLAUDE_GUARD_LAUNCHER",
-    "CLAUDE_GUARD_TIMER", "CLAUDE_GUARD_CRONTAB", "CLAUDE_GUARD_SYSTEMCTL", "CLAUDE_GUARD_SYSTEMD_DIR",
-    "CLAUDE_GUARD_LAUNCHCTL", "CLAUDE_GUARD_LAUNCHD_DIR", "CLAUDE_GUARD_SCHTASKS", "CLAUDE_GUARD_MEM_AVAILABLE_FILE",
-})
-_OTHER_PREFIXES = ("CLAUDE_GUARD_TEST_", "CLAUDE_GUARD_BENCH_", "CLAUDE_GUARD_SOAK_", "CLAUDE_GUARD_FAULT_")
+class _Cacheable:
+    """A valid config file (or none) as load read it, and its record in the cache if it had one."""
+
+    def __init__(self, folder: str, path: str, st: os.stat_result | None, text: str,
+                 record: configcache.Record | None) -> None:
+        self.folder, self.path, self.st, self.text, self.record = folder, path, st, text, record
+
+    def store(self, keys: dict[str, tuple[Any, int | None]], settings: Settings | None) -> None:
+        """Cache the parse when it was not cached, and the settings made of it (given when plain: nothing but the
+        file and the defaults went into them) when the cache does not hold exactly those, for this context."""
+        record = self.record
+        if record is None or (settings is not None and (
+                record.context != configcache.context()
+                or record.values != {k: (v, settings.sources[k]) for k, v in settings.values.items()})):
+            configcache.store(self.folder, self.path, self.st, self.text, keys, settings)
 
 
 def unknown_variables(env: Mapping[str, str]) -> list[str]:
     """CLAUDE_GUARD_* names in `env` that the guard does not read (`CLAUDE_GUARD_MAX_SESSION=3`)."""
     known = {"CLAUDE_GUARD_" + key.upper() for key in KEYS}
     return sorted(name for name in env if name.startswith("CLAUDE_GUARD_") and name not in known
-                  and name not in OTHER_VARS and not name.startswith(_OTHER_PREFIXES))
+                  and name not in OTHER_VARS and not name.startswith(OTHER_PREFIXES))
 
 
 def closest(word: str, choices: Iterable[str]) -> str | None:
@@ -447,10 +372,11 @@ def load(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] 
     ps and reap; Linux only, see configcache.py).
     """
     env = os.environ if environ is None else environ
-    path = env.get("CLAUDE_GUARD_CONFIG") or paths.config_file()
+    path = config_path(env)
     problems: list[str] = []
+    cacheable: _Cacheable | None = None
     try:
-        keys = _file_keys(path, paths.state_dir() if cache and sys.platform.startswith("linux") else None)
+        keys, cacheable = _file_keys(path, paths.state_dir() if cache and configcache.ENABLED else None)
     except GuardError as e:
         if not lenient:
             raise
@@ -502,4 +428,8 @@ def load(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] 
             sources[key] = "default"
     settings = Settings(values, sources)
     settings.problems = problems
+    if cacheable is not None:
+        given = any(v is not None for v in (overrides or {}).values())
+        plain = not problems and not given and not from_environment(env)
+        cacheable.store(keys, settings if plain else None)
     return settings

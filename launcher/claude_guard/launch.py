@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any
 
-    from .config import Settings
     from .registry import Registry
+    from .settings import Settings
 
 
 class Plan:
@@ -186,14 +186,20 @@ def run_guarded(program: str | None, prefix: list[str], args: list[str], *, self
     `settings`: already loaded by the caller (else loaded here from `env` and `overrides`).
     The guard's own failures never keep claude from starting unless `strict` is set.
     """
-    from . import config
-
     say = warn or _say
     env = os.environ if env is None else env
     if settings is None:
-        # The shim (program None) reuses the config file's last parse: importing the TOML parser would cost
-        # every `claude` start more than a bare interpreter does.
-        settings = config.load(env, overrides, lenient=True, cache=program is None)
+        # The shim (program None) takes the settings the config cache made of the file: importing the TOML parser
+        # would cost every `claude` start more than a bare interpreter does, and the key table and its parsers
+        # about a third of what the guard adds to a launch.
+        if program is None:
+            from . import configcache
+
+            settings = configcache.load(env, overrides, lenient=True)
+        else:
+            from . import config
+
+            settings = config.load(env, overrides, lenient=True)
     if reentered(env):
         what = settings.real_claude or "the claude it found"
         raise GuardError(f"claude-guard was started again by what it started ({what} runs `claude` by name, which is "

@@ -29,10 +29,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from .config import Settings
     from .reaper import Action
     from .records import Book, Sample, StraySeen
     from .sessions import View
+    from .settings import Settings
 
 FILE = "sweep.json"
 LOCK = "sweep.lock"

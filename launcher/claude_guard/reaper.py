@@ -50,11 +50,11 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .claudefiles import ClaudeFile
-    from .config import Settings
     from .proc import Backend
     from .records import Book, Entry
     from .registry import Registry
     from .sessions import Session, Stray, View
+    from .settings import Settings
 
 POLICIES = ("dead", "orphan", "stray", "duplicate", "idle", "over-age", "over-cap", "memory")
 KILL = "kill"  # the reason of a session ended by hand, `claude-guard kill` (audit log, metrics): not a policy

@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from typing import Any
 
-    from .config import Settings
     from .records import Book, Entry, RegistryData, Sample, StraySeen
+    from .settings import Settings
 
 STATES = ("orphan", "duplicate", "over-age", "idle", "unguarded", "active")
 IDLE_STATUSES = frozenset({"idle", "waiting"})  # Claude's own statuses that mean "nothing running"
@@ -482,11 +482,11 @@ def within(folder: str | None, scope: Iterable[str]) -> bool:
 def current(all_users: bool = False, what: str = "this command",
             under: Iterable[str] | None = None) -> tuple[Settings, Book, View]:
     """(settings, ledger, view) for the read-only commands (ps, metrics): nothing is written."""
-    from . import config, ledger
+    from . import configcache, ledger
     from .commands import all_users_allowed
 
     all_users_allowed(all_users, f"{what} covers your own sessions")
-    settings = config.load(cache=True)  # the shim's cache of the parsed config file (configcache.py)
+    settings = configcache.load()  # the settings the config cache made of the file, as the shim takes them
     book = ledger.load(settings.registry_dir())
     return settings, book, collect(settings, ledger=book, all_users=all_users, under=under)
 

@@ -15,7 +15,7 @@ from .errors import ExitCode, GuardError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .config import Settings
+    from .settings import Settings
 
 
 def main(args: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from ..config import Settings
+    from ..settings import Settings
 
 # The widest value the source column waits for; a longer value (strip_env) pushes its own source out.
 _VALUE_COLUMN = 34

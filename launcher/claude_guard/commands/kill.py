@@ -40,11 +40,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     import getpass
 
-    from .. import config, jsonio, reaper
+    from .. import configcache, jsonio, reaper
     from . import reap
 
     all_users_allowed(args.all_users, "kill ends only your own sessions")
-    settings = config.load(None, {"grace": args.grace}, cache=True)
+    settings = configcache.load(None, {"grace": args.grace})
 
     def choose(view: View) -> Plan:
         return reaper.by_hand(view, settings, find(view, args.target, args.all_users), all_users=args.all_users,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from .. import config, output
+from .. import config, configcache, output
 from ..errors import ExitCode, GuardError
 from ..output import human_bytes
 from . import all_users_allowed, folder
@@ -17,8 +17,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from ..config import Settings
     from ..reaper import Plan, Sweep
+    from ..settings import Settings
 
 # Config keys that are also flags of `reap` with a value (--idle-after 30m, ...); reap_attached is a switch,
 # protect adds to the setting.
@@ -68,7 +68,7 @@ def _checked(key: str) -> Any:
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {key: getattr(args, key) for key in (*FLAGS, "reap_attached")}
-    settings = config.load(None, overrides, cache=True)  # the shim's cache of the parsed file (configcache.py)
+    settings = configcache.load(None, overrides)  # the settings the config cache made of the file, if it holds them
     if args.protect:
         settings = settings.replace("command line", protect=[*settings.protect, *args.protect])
     return settings
