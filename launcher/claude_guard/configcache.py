@@ -281,6 +281,8 @@ def _esc(text: str) -> str:
 
 
 def _unesc(field: str) -> str:
+    if "\\" not in field:
+        return field  # ASCII (the whole cache decoded as such) with no escape: already the text
     return _codecs.unicode_escape_decode(field.encode("ascii"))[0]
 
 
