@@ -81,6 +81,19 @@ def test_kill_by_session_id_prefix_and_by_name(box: Sandbox) -> None:
     assert not a.alive and not b.alive
 
 
+def test_a_session_id_prefix_of_digits_is_not_taken_for_a_pid(box: Sandbox) -> None:
+    """One UUID in 40 starts with eight digits: a number that is no session's PID is tried as an id prefix
+    (and as a name) before kill says there is no such process."""
+    digits = "76906269" + new_id()[8:]
+    a = box.session(env={"SWEEP_STATUS": "idle", "SWEEP_SESSION": digits})
+    b = box.session(env={"SWEEP_STATUS": "idle", "SWEEP_SESSION": new_id(), "SWEEP_NAME": "20261204"})
+    r = box.cli("kill", digits[:8], env={"CLAUDE_GUARD_GRACE": "5"})
+    assert r.returncode == 0 and f"ended PID {a.pid} session {digits}" in r.stdout, r.stderr
+    r = box.cli("kill", "20261204", env={"CLAUDE_GUARD_GRACE": "5"})  # a name of digits too
+    assert r.returncode == 0 and f"ended PID {b.pid}" in r.stdout, r.stderr
+    assert not a.alive and not b.alive
+
+
 def test_kill_says_what_it_cannot_end(box: Sandbox) -> None:
     one, two = new_id(), new_id()
     a = box.session(env={"SWEEP_STATUS": "idle", "SWEEP_SESSION": one, "SWEEP_NAME": "twin",

@@ -70,14 +70,13 @@ def run(args: argparse.Namespace) -> int:
 def find(view: View, target: str, all_users: bool) -> list[Session]:
     """The sessions TARGET names: the one with that claude PID; else every copy of that session id (or of the
     one id a prefix names); else the session with that name. No match, or a prefix or name naming several
-    sessions, is an error that lists them."""
+    sessions, is an error that lists them. A number that is no session's PID may still be a session id's prefix
+    (one in 40 UUIDs starts with eight digits) or a name."""
     target = target.strip()
     if target.isdigit():
-        pid = int(target)
-        chosen = [s for s in view.sessions if s.pid == pid]
-        if not chosen:
-            raise GuardError(_not_a_session(view, pid, all_users), ExitCode.FAILURE)
-        return chosen
+        chosen = [s for s in view.sessions if s.pid == int(target)]
+        if chosen:
+            return chosen
     by_id = [s for s in view.sessions if s.session_id == target]
     by_name = [s for s in view.sessions if s.name == target]
     by_prefix = [s for s in view.sessions if len(target) >= _MIN_PREFIX and (s.session_id or "").startswith(target)]
@@ -90,6 +89,8 @@ def find(view: View, target: str, all_users: bool) -> list[Session]:
                              ExitCode.USAGE)
         if chosen:
             return chosen  # every copy of the one session it names
+    if target.isdigit():
+        raise GuardError(_not_a_session(view, int(target), all_users), ExitCode.FAILURE)
     raise GuardError(f"no Claude session of yours has the PID, session id or name {target!r}; `claude-guard ps` "
                      "lists them", ExitCode.FAILURE)
 
