@@ -18,9 +18,9 @@ built-in `_codecs` module, so no tab, newline or non-ASCII character is left raw
     value <name> <source> <kind> <value> ...                  (as a key line, with the value's source)
 The `key` lines are what TOML gave for each key of the file. The `value` lines, when present, are the settings
 config.load made of exactly that file with no CLAUDE_GUARD_* setting variable and no command-line option: every
-key, defaults included, with its source. `settings()` returns those without loading config.py (its key table and
-parsers cost a launch more than reading them); a default depends on the guard's version, on HOME (`~` in paths)
-and on the machine's memory (max_sessions), so the `context` line must match too.
+key, defaults included, with its source. `load` (cached_settings) returns those without loading config.py (its key
+table and parsers cost a launch more than reading them); a default depends on the guard's version, on HOME (`~` in
+paths) and on the machine's memory (max_sessions), so the `context` line must match too.
 not JSON: the C JSON module is a shared library whose loading costs a pass-through (`claude --version`)
 as much as the rest of its settings, while `_codecs` is in the interpreter already.
 
@@ -150,6 +150,7 @@ def cached_settings(folder: str, path: str, env: Mapping[str, str]) -> Settings 
     """The settings config.load(env, cache=True) would give: those the cache made of this very file (same bytes,
     same identity; none: no file either) in the same context, when `env` holds no CLAUDE_GUARD_* variable that
     is or might be a setting (config.load's to read, or to warn about). None: ask config.load."""
+    from .errors import GuardError
     from .settings import Settings, from_environment
 
     if from_environment(env):
@@ -159,7 +160,7 @@ def cached_settings(folder: str, path: str, env: Mapping[str, str]) -> Settings 
         return None
     try:
         found = read_config(path)
-    except Exception:  # the file cannot be read now: config.load says why
+    except GuardError:  # the file cannot be read now: config.load says why
         return None
     raw, st = found if found is not None else (b"", None)
     try:
