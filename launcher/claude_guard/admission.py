@@ -246,13 +246,11 @@ def _refuse_duplicate(session_id: str, holders: list[int], continues: bool = Fal
         "copy, or set on_duplicate = \"takeover\"", ExitCode.REFUSED)
 
 
-def _entry(plan: Plan, pid: int, cookie: str) -> Entry:
-    from .proc import native
-
+def _entry(plan: Plan, pid: int, start: str, cookie: str) -> Entry:
     ppid = os.getppid()
     return {
         "pid": pid,
-        "start": native().start_token(pid) or "",
+        "start": start,
         "session_id": plan.call.session_id,
         "kind": plan.call.kind,
         "argv": _summary(plan.args),
@@ -376,7 +374,7 @@ def admit(plan: Plan, settings: Settings, registry: Registry, pid: int | None = 
             ahead = (len(queue) if mine is None else queue.index(mine)) if wait else 0
             others = [w for w in queue if w is not mine]
             if running + ahead < cap:
-                entry = _entry(plan, pid, cookie)
+                entry = _entry(plan, pid, my_start if pid == me else backend.start_token(pid) or "", cookie)
                 data["sessions"] = [*census.live, entry]
                 data["waiters"] = others
                 registry.save(data)

@@ -14,7 +14,7 @@ import sys
 from . import configcache, paths
 from .environ import MARKERS
 from .errors import ExitCode, GuardError
-from .settings import OTHER_PREFIXES, OTHER_VARS, Settings, config_path, from_environment
+from .settings import OTHER_PREFIXES, OTHER_VARS, Settings, config_path, only_file
 
 # The hot path must not import typing, re or dataclasses (each costs about a bare interpreter start).
 TYPE_CHECKING = False
@@ -309,11 +309,7 @@ def _file_keys(path: str, cache_dir: str | None) -> tuple[dict[str, tuple[Any, i
     the TOML parser (configcache.py says why that is safe); a file with any problem is never cached, so its
     problems are found by a full parse every time."""
     found = configcache.read_config(path)
-    raw, st = found if found is not None else (b"", None)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise GuardError(f"config {path}: not UTF-8 text; save it as UTF-8", ExitCode.CONFIG) from None
+    text, st = found if found is not None else ("", None)
     if cache_dir:
         record = configcache.lookup(cache_dir, path, st, text)
         if record is not None and _valid(record.keys):
@@ -429,7 +425,5 @@ def load(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] 
     settings = Settings(values, sources)
     settings.problems = problems
     if cacheable is not None:
-        given = any(v is not None for v in (overrides or {}).values())
-        plain = not problems and not given and not from_environment(env)
-        cacheable.store(keys, settings if plain else None)
+        cacheable.store(keys, settings if not problems and only_file(env, overrides) else None)
     return settings

@@ -133,12 +133,14 @@ def load(env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | No
          lenient: bool = False) -> Settings:
     """config.load(env, overrides, lenient=lenient, cache=True): from the cache when it holds exactly that
     (cached_settings), without loading config.py; else config.load itself, which also fills the cache."""
+    from .settings import only_file
+
     env = os.environ if env is None else env
-    if ENABLED and not any(value is not None for value in (overrides or {}).values()):
+    if ENABLED and only_file(env, overrides):
         from . import paths
         from .settings import config_path
 
-        found = cached_settings(paths.state_dir(), config_path(env), env)
+        found = cached_settings(paths.state_dir(), config_path(env))
         if found is not None:
             return found
     from . import config
@@ -146,35 +148,29 @@ def load(env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | No
     return config.load(env, overrides, lenient=lenient, cache=True)
 
 
-def cached_settings(folder: str, path: str, env: Mapping[str, str]) -> Settings | None:
-    """The settings config.load(env, cache=True) would give: those the cache made of this very file (same bytes,
-    same identity; none: no file either) in the same context, when `env` holds no CLAUDE_GUARD_* variable that
-    is or might be a setting (config.load's to read, or to warn about). None: ask config.load."""
+def cached_settings(folder: str, path: str) -> Settings | None:
+    """The settings config.load(cache=True) gives when only the file and the defaults go into them
+    (settings.only_file, the caller's to check): those the cache made of this very file (same bytes, same
+    identity; none: no file either) in the same context. None: ask config.load."""
     from .errors import GuardError
-    from .settings import Settings, from_environment
+    from .settings import Settings
 
-    if from_environment(env):
-        return None
     record = _load(folder)
     if record is None or not record.values or record.path != path or record.context != context():
         return None
     try:
         found = read_config(path)
-    except GuardError:  # the file cannot be read now: config.load says why
+    except GuardError:  # the file cannot be read or decoded now: config.load says why
         return None
-    raw, st = found if found is not None else (b"", None)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+    text, st = found if found is not None else ("", None)
     if not record.of(path, st, text):
         return None
     return Settings({k: v for k, (v, _) in record.values.items()}, {k: src for k, (_, src) in record.values.items()})
 
 
-def read_config(path: str) -> tuple[bytes, os.stat_result] | None:
-    """The config file's bytes and stat (from the same open file), or None when there is none. GuardError when
-    it cannot be read."""
+def read_config(path: str) -> tuple[str, os.stat_result] | None:
+    """The config file's text and stat (from the same open file), or None when there is none. GuardError when
+    it cannot be read or is not UTF-8."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -193,7 +189,12 @@ def read_config(path: str) -> tuple[bytes, os.stat_result] | None:
         raise _unreadable(path, e) from None
     finally:
         os.close(fd)
-    return b"".join(chunks), st
+    try:
+        return b"".join(chunks).decode("utf-8"), st
+    except UnicodeDecodeError:
+        from .errors import ExitCode, GuardError
+
+        raise GuardError(f"config {path}: not UTF-8 text; save it as UTF-8", ExitCode.CONFIG) from None
 
 
 def _unreadable(path: str, e: OSError) -> Exception:

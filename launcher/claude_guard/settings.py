@@ -1,7 +1,7 @@
 """Settings: the effective value of every configuration key, and where each came from.
 
 Apart from config.py (the keys, their parsers and defaults, the file and the variables) so that a `claude` launch,
-`ps` or `reap` whose settings the config cache holds (configcache.settings) loads none of those.
+`ps` or `reap` whose settings the config cache holds (configcache.load) loads none of those.
 """
 
 from __future__ import annotations
@@ -24,10 +24,12 @@ OTHER_VARS = frozenset({
 OTHER_PREFIXES = ("CLAUDE_GUARD_TEST_", "CLAUDE_GUARD_BENCH_", "CLAUDE_GUARD_SOAK_", "CLAUDE_GUARD_FAULT_")
 
 
-def from_environment(env: Mapping[str, str]) -> bool:
-    """`env` holds a CLAUDE_GUARD_* variable that is, or may be meant as, a setting (a typo is warned about)."""
-    return any(name.startswith("CLAUDE_GUARD_") and name not in OTHER_VARS and not name.startswith(OTHER_PREFIXES)
-               for name in env)
+def only_file(env: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -> bool:
+    """Nothing but the config file and the defaults would go into the settings: no command-line value, and no
+    CLAUDE_GUARD_* variable in `env` that is, or may be meant as, a setting (a typo is warned about)."""
+    return not any(value is not None for value in (overrides or {}).values()) and not any(
+        name.startswith("CLAUDE_GUARD_") and name not in OTHER_VARS and not name.startswith(OTHER_PREFIXES)
+        for name in env)
 
 
 def config_path(env: Mapping[str, str]) -> str:
